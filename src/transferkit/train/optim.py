@@ -1,0 +1,26 @@
+"""Optimizer and learning-rate schedule from the config (torch optimizers, transformers schedules)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
+
+from ..config import FitConfig
+
+
+def build_optimizer(param_groups: list[dict[str, Any]], cfg: FitConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(param_groups, lr=cfg.lr, momentum=cfg.momentum)
+    return torch.optim.AdamW(param_groups, lr=cfg.lr)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: FitConfig, total_steps: int):
+    """Linear warmup over `warmup_ratio` of the steps, then linear/cosine decay or constant."""
+    warmup = int(round(cfg.warmup_ratio * total_steps))
+    if cfg.scheduler == "cosine":
+        return get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
+    if cfg.scheduler == "constant":
+        return get_constant_schedule_with_warmup(optimizer, warmup)
+    return get_linear_schedule_with_warmup(optimizer, warmup, total_steps)

@@ -1,0 +1,176 @@
+"""Text backbones: any Hugging Face encoder (BERT, MPNet, ...) with masked mean pooling.
+
+Mean pooling over non-padding tokens is what the sentence-transformers checkpoints in the zoo
+were trained with (Reimers & Gurevych, 2019), so frozen features are meaningful from step 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import socket
+from urllib.parse import urlparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ModelError
+from .base import Backbone, Preprocessor
+
+
+def quiet_transformers() -> None:
+    """transformers prints weight-loading progress bars and advice; keep CLI output clean."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.set_verbosity_error()
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Can we open a TCP connection to the Hub endpoint ($HF_ENDPOINT or huggingface.co)?"""
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class TokenizerPreprocessor(Preprocessor):
+    """Tokenises once per example without padding; pads per batch (dynamic padding)."""
+
+    def __init__(self, tokenizer: Any, max_length: int) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    def encode(self, items: Sequence[str]) -> list[list[int]]:
+        out = self.tokenizer(list(items), truncation=True, max_length=self.max_length)
+        return out["input_ids"]
+
+    def collate(self, encoded: Sequence[list[int]]) -> dict[str, torch.Tensor]:
+        width = max(len(ids) for ids in encoded)
+        input_ids = torch.full((len(encoded), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(encoded), width), dtype=torch.long)
+        for row, ids in enumerate(encoded):
+            input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+            mask[row, : len(ids)] = 1
+        return {"input_ids": input_ids, "attention_mask": mask}
+
+    def size(self, encoded: list[int]) -> int:
+        return len(encoded)
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        self.tokenizer.save_pretrained(directory)
+        return {"max_length": self.max_length}
+
+
+class HFTextBackbone(Backbone):
+    """A transformers `AutoModel` encoder; features = masked mean of the last hidden states."""
+
+    modality = "text"
+    family = "hf-text"
+
+    def __init__(self, encoder: nn.Module, tokenizer: Any, source: str, max_length: int = 128) -> None:
+        super().__init__(source=source, feature_dim=int(encoder.config.hidden_size))
+        self.encoder = encoder
+        self._preprocessor = TokenizerPreprocessor(tokenizer, max_length)
+        self._layer_count = _count_layers(encoder)
+
+    @classmethod
+    def from_directory(cls, path: Path | str, source: str, max_length: int = 128) -> HFTextBackbone:
+        """Load a local Hugging Face model directory (config.json + weights + tokenizer)."""
+        from transformers import AutoModel, AutoTokenizer
+
+        quiet_transformers()
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{source}: {path} is not a Hugging Face model directory (no config.json)")
+        with contextlib.redirect_stdout(io.StringIO()):
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            encoder = AutoModel.from_pretrained(path)
+        return cls(encoder, tokenizer, source=source, max_length=max_length)
+
+    @classmethod
+    def from_hub(cls, repo_id: str, max_length: int = 128) -> HFTextBackbone:
+        """Load from the local Hugging Face cache, else download (needs internet).
+
+        Offline, transformers retries for about a minute before failing; we first try the local
+        cache, then probe the Hub with a short timeout, and fail with one clear line.
+        """
+        from transformers import AutoModel, AutoTokenizer
+
+        quiet_transformers()
+        source = f"hf:{repo_id}"
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(repo_id, local_files_only=True)
+            encoder = AutoModel.from_pretrained(repo_id, local_files_only=True)
+            return cls(encoder, tokenizer, source=source, max_length=max_length)
+        except (OSError, ValueError):
+            pass  # not cached: download below
+        if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False") or not hub_reachable():
+            raise ModelError(f"{source}: not in the local Hugging Face cache and the Hub cannot be reached "
+                             "(offline?); download it where you have internet and use dir:PATH")
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(repo_id)
+            encoder = AutoModel.from_pretrained(repo_id)
+        except (OSError, ValueError) as exc:
+            reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{source}: could not load from the Hugging Face Hub ({reason})") from None
+        return cls(encoder, tokenizer, source=source, max_length=max_length)
+
+    @property
+    def preprocessor(self) -> TokenizerPreprocessor:
+        return self._preprocessor
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        mask = batch["attention_mask"]
+        hidden = self.encoder(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+    def layer_group_prefixes(self) -> list[list[str]]:
+        # Group 0 holds everything below the first transformer block (embeddings, and for MPNet
+        # the shared relative attention bias); then one group per block, bottom to top.
+        names = [n for n, _ in self.named_parameters()]
+        block_prefix = _block_prefix(names)
+        blocks = [[f"{block_prefix}{i}."] for i in range(self._layer_count)]
+        block_names = tuple(p[0] for p in blocks)
+        unused = tuple(self.unused_prefixes())
+        bottom = sorted({n for n in names if not n.startswith(block_names) and not n.startswith(unused)})
+        return [bottom, *blocks]
+
+    def unused_prefixes(self) -> list[str]:
+        return ["encoder.pooler."]
+
+    def save_weights(self, directory: Path) -> dict[str, Any]:
+        encoder_dir = Path(directory) / "encoder"
+        self.encoder.save_pretrained(encoder_dir, safe_serialization=True)
+        settings = self._preprocessor.save(encoder_dir)
+        return {"family": self.family, "path": "encoder", **settings}
+
+
+def _count_layers(encoder: nn.Module) -> int:
+    config = encoder.config
+    for attribute in ("num_hidden_layers", "n_layers", "num_layers"):
+        if hasattr(config, attribute):
+            return int(getattr(config, attribute))
+    raise ModelError(f"cannot tell how many layers {type(encoder).__name__} has")
+
+
+def _block_prefix(names: list[str]) -> str:
+    """The parameter-name prefix of the transformer blocks, e.g. 'encoder.encoder.layer.'."""
+    for name in names:
+        match = re.match(r"(.*?\.(?:layer|layers|h|block)\.)\d+\.", name)
+        if match:
+            return match.group(1)
+    raise ModelError("cannot find the transformer blocks of this encoder")
