@@ -6,13 +6,32 @@ Python API (every CLI flag of `transferkit fit` is a keyword of `fit`):
     result = transferkit.fit(data="builtin:vader-movie", model="minilm-l6", strategy="full", out="runs/x")
     model = transferkit.load("runs/x/model")
     model.predict(["a gripping, beautiful film"])
+
+Names are imported on first use (PEP 562), so `import transferkit` and quick CLI commands do not
+pay for importing torch, transformers and peft until they are needed.
 """
 
-from .config import FitConfig
-from .errors import TransferkitError
-from .evaluation import evaluate
-from .fit import FitResult, fit
-from .predictor import Predictor, load
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["FitConfig", "FitResult", "Predictor", "TransferkitError", "evaluate", "fit", "load"]
+
+_EXPORTS = {
+    "fit": "transferkit.pipeline", "FitResult": "transferkit.pipeline", "FitConfig": "transferkit.config",
+    "load": "transferkit.predictor", "Predictor": "transferkit.predictor", "evaluate": "transferkit.evaluation.on_data",
+    "TransferkitError": "transferkit.errors",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        # Sub-packages (transferkit.data, transferkit.rank, ...) load on attribute access too.
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError:
+            raise AttributeError(f"module 'transferkit' has no attribute {name!r}") from None
+    return getattr(importlib.import_module(module), name)

@@ -8,6 +8,8 @@ directory is the resolved config, and `transferkit fit config.yaml` reproduces t
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,51 @@ def opt(default: Any, help: str, **extra: Any) -> Any:
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata={"help": help, **extra})
     return field(default=default, metadata={"help": help, **extra})
+
+
+def _coerce(name: str, kind: str, value: Any) -> Any:
+    """Check `value` against its field's annotation, converting only where it is unambiguous.
+
+    YAML 1.1 reads `lr: 5e-5` (no dot) as a string, so numeric strings become numbers, as on the
+    command line; paths become strings; a comma-separated string becomes a list.
+    """
+    base = kind.split("|")[0].strip()
+    if value is None:
+        if "None" in kind:
+            return None
+        raise ConfigError(f"{name} needs a value")
+    if base == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{name} must be true or false, not {value!r}")
+    if base in ("int", "float"):
+        number = value
+        if isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                number = None
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
+            raise ConfigError(f"{name} must be a {'whole ' if base == 'int' else ''}number, not {value!r}")
+        if base == "int":
+            if number != int(number):
+                raise ConfigError(f"{name} must be a whole number, not {value!r}")
+            return int(number)
+        return float(number)
+    if base.startswith("list"):
+        if isinstance(value, str):
+            value = [p for p in value.split(",") if p]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, (str, os.PathLike)) for v in value):
+            raise ConfigError(f"{name} must be a list of strings, not {value!r}")
+        return [os.fspath(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ConfigError(f"{name} must be a string, not {value!r}")
+    return str(value)
+
+
+RUN_CONTROL = ("overwrite", "resume")  # how to treat the output directory, not part of the run
 
 
 @dataclass
@@ -71,8 +118,8 @@ class FitConfig:
     overwrite: bool = opt(False, "replace an existing run in --out")
 
     def __post_init__(self) -> None:
-        if isinstance(self.eval_data, str):
-            self.eval_data = [p for p in self.eval_data.split(",") if p]
+        for f in fields(self):  # type checks first, so a YAML typo is a ConfigError, not a TypeError
+            setattr(self, f.name, _coerce(f.name, str(f.type), getattr(self, f.name)))
         checks = [
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
@@ -103,9 +150,12 @@ class FitConfig:
         return dataclasses.asdict(self)
 
     def save_yaml(self, path: Path) -> None:
+        """The resolved config; run-control flags are saved off, so re-running a saved config
+        never silently replaces or resumes another run."""
         from .io_utils import write_text_atomic
 
-        write_text_atomic(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
+        values = {**self.to_dict(), **{name: False for name in RUN_CONTROL}}
+        write_text_atomic(Path(path), yaml.safe_dump(values, sort_keys=False))
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> FitConfig:

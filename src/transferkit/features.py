@@ -51,12 +51,18 @@ def _settings(backbone: Backbone) -> dict[str, Any]:
 
 
 def source_hash(backbone: Backbone) -> str:
-    """The weights hash, memoised on the instance (hashing 100M parameters takes a second)."""
-    cached = getattr(backbone, "_weights_hash_memo", None)
-    if cached is None:
-        cached = backbone.weights_hash()
-        backbone._weights_hash_memo = cached
-    return cached
+    """The weights hash, memoised on the instance (hashing 100M parameters takes a second).
+
+    The memo is stamped with every tensor's storage and in-place version counter, so weights
+    changed after hashing (training, load_state_dict, a modified deepcopy) are hashed again
+    rather than served stale features from the cache.
+    """
+    stamp = tuple((t.data_ptr(), t._version) for t in backbone.state_dict().values())
+    memo = getattr(backbone, "_weights_hash_memo", None)
+    if memo is None or memo[0] != stamp:
+        memo = (stamp, backbone.weights_hash())
+        backbone._weights_hash_memo = memo
+    return memo[1]
 
 
 def cached_features(backbone: Backbone, items: Sequence[Any], batch_size: int = 64, use_cache: bool = True) -> np.ndarray:

@@ -7,9 +7,10 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 
 @contextlib.contextmanager
@@ -21,16 +22,19 @@ def atomic_dir(final: Path, overwrite: bool = False) -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
         yield tmp
         if final.exists():
             if not overwrite:
                 raise FileExistsError(f"{final} already exists")
-            trash = final.with_name(f".{final.name}.old-{os.getpid()}")
-            os.replace(final, trash)
+            # Two renames: between them only the previous version exists, under previous_version().
+            previous = previous_version(final)
+            shutil.rmtree(previous, ignore_errors=True)
+            os.replace(final, previous)
             os.replace(tmp, final)
-            shutil.rmtree(trash, ignore_errors=True)
+            shutil.rmtree(previous, ignore_errors=True)
         else:
             os.replace(tmp, final)
     except BaseException:
@@ -38,19 +42,49 @@ def atomic_dir(final: Path, overwrite: bool = False) -> Iterator[Path]:
         raise
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` via a temporary file and a rename."""
+def previous_version(final: Path) -> Path:
+    """Where atomic_dir keeps the replaced directory for the instant between its two renames."""
+    return final.with_name(f".{final.name}.previous")
+
+
+def latest_complete(final: Path) -> Path:
+    """`final`, or its previous version if a kill struck between atomic_dir's two renames."""
+    final = Path(final)
+    if not final.exists() and previous_version(final).exists():
+        return previous_version(final)
+    return final
+
+
+def remove_stale_temporaries(final: Path, max_age_seconds: float = 3600.0) -> None:
+    """Delete temporary siblings of `final` left by a killed writer (older than an hour, so a
+    concurrent writer's fresh temporary directory is never touched)."""
+    now = time.time()
+    for leftover in final.parent.glob(f".{final.name}.tmp-*"):
+        with contextlib.suppress(OSError):
+            if now - leftover.stat().st_mtime > max_age_seconds:
+                shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[IO[str]]:
+    """A text handle on a temporary sibling of `path`, renamed onto `path` only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` via a temporary file and a rename."""
+    with atomic_file(path) as handle:
+        handle.write(text)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

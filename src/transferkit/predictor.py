@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .evaluate.metrics import softmax
+from .evaluation.metrics import softmax
 from .export.artifact import load_model
 from .inference import model_logits
 

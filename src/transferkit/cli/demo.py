@@ -23,8 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate.report import comparison_rows
-    from ..fit import fit
+    from ..evaluation.report import comparison_rows
+    from ..pipeline import fit
 
     result = fit(**DEMO, out=args.out, overwrite=True, quiet=args.quiet)
     header = ["evaluation set", "n", "BEFORE acc", "AFTER acc", "Δ accuracy [95% CI]"]

@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation import evaluate
+    from ..evaluation.on_data import evaluate
 
     metrics = evaluate(args.model, args.data, split=args.split, text_column=args.text_column, label_column=args.label_column)
     if args.json:

@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..fit import fit
+    from ..pipeline import fit
 
     overrides = {k: v for k, v in vars(args).items() if k not in ("config", "run", "command")}
     result = fit(args.config, **overrides)

@@ -79,8 +79,11 @@ def _writer(handle: IO[str], fmt: str, label_names: list[str], task: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..io_utils import atomic_file
     from ..predictor import Predictor, chunked
 
+    if args.input != "-" and not Path(args.input).is_file():
+        raise DataError(f"{args.input}: input file not found")
     predictor = Predictor(args.model, batch_size=args.batch_size)
     text_column = args.text_column or predictor.meta.get("data", {}).get("text_column", "text")
     fmt = args.format or ("csv" if args.output.endswith(".csv") else "jsonl")
@@ -88,11 +91,9 @@ def run(args: argparse.Namespace) -> int:
         if args.input == "-":
             source, suffix = sys.stdin.buffer, ""
         else:
-            path = Path(args.input)
-            if not path.is_file():
-                raise DataError(f"{path}: input file not found")
-            source, suffix = stack.enter_context(path.open("rb")), path.suffix.lower()
-        sink = sys.stdout if args.output == "-" else stack.enter_context(open(args.output, "w", encoding="utf-8", newline=""))
+            source, suffix = stack.enter_context(open(args.input, "rb")), Path(args.input).suffix.lower()
+        # A file output appears only when every input was predicted: no partial results on error.
+        sink = sys.stdout if args.output == "-" else stack.enter_context(atomic_file(Path(args.output)))
         write = _writer(sink, fmt, predictor.label_names, predictor.task)
         for chunk in chunked(read_inputs(source, args.input, suffix, text_column), 256):
             results = predictor.predict([item for _, item in chunk])

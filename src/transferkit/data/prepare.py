@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ def prepare_task_data(
         parts.update({name: _single(load(spec), spec) for name, spec in (("val", val), ("test", test)) if spec})
     stratify = task == "classification"
     if "all" in parts:
+        if stratify:
+            _require_examples_per_class(parts["all"], minimum=3)
         rest, test_part = holdout(parts["all"], test_fraction, seed, stratify, "test")
         train_part, val_part = holdout(rest, val_fraction / (1 - test_fraction), seed, stratify, "validation")
     else:
@@ -86,6 +89,16 @@ def encode_eval_data(raw: RawData, reference: TaskData) -> Split:
         raise DataError(f"{raw.origin}: {raw.modality} data cannot evaluate a {reference.modality} model")
     index = {name: i for i, name in enumerate(reference.label_names)}
     return Split(raw.items, _class_targets(raw, index), raw.ids)
+
+
+def _require_examples_per_class(data: RawData, minimum: int) -> None:
+    """Splitting into train/val/test needs a few examples of every class, or a class vanishes."""
+    counts = Counter(str(label) for label in data.labels)
+    scarce = sorted(name for name, count in counts.items() if count < minimum)
+    if scarce:
+        shown = ", ".join(f"{name!r} ({counts[name]})" for name in scarce[:5]) + (" ..." if len(scarce) > 5 else "")
+        raise DataError(f"{data.origin}: class(es) {shown} have fewer than {minimum} examples, too few to split "
+                        "into train/validation/test; add examples, drop the class, or give --train/--val/--test files")
 
 
 def _single(parts: dict[str, RawData], spec: Any) -> RawData:

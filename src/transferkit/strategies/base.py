@@ -65,6 +65,10 @@ class Strategy:
         """Additional weighted loss terms for this batch, by name."""
         return {}
 
+    def schedule_note(self) -> str:
+        """How the set of trainable parameters changes during training, if it does."""
+        return ""
+
     def spec(self) -> str:
         """The spec string that recreates this strategy."""
         values = dataclasses.asdict(self.options)

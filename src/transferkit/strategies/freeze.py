@@ -89,3 +89,8 @@ class HeadThenFull(Strategy):
 
     def on_epoch_start(self, model: TransferModel, epoch: int) -> None:
         set_trainable(model, backbone_groups=[] if epoch < self.options.head_epochs else None)
+
+    def schedule_note(self) -> str:
+        if self.options.head_epochs == 0:
+            return ""
+        return f" for the first {self.options.head_epochs} epoch(s), then every layer"

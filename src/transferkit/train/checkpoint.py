@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..io_utils import atomic_dir
+from ..io_utils import atomic_dir, latest_complete
 from .callbacks import TrainState
 
 
@@ -34,12 +34,12 @@ def save_checkpoint(directory: Path, model: torch.nn.Module, best: dict[str, tor
 
 
 def has_checkpoint(directory: Path) -> bool:
-    return (Path(directory) / "state.json").is_file()
+    return (latest_complete(directory) / "state.json").is_file()
 
 
 def load_checkpoint(directory: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any
                     ) -> tuple[TrainState, dict[str, torch.Tensor] | None]:
-    directory = Path(directory)
+    directory = latest_complete(directory)
     model.load_state_dict(load_file(str(directory / "model.safetensors")))
     optim = torch.load(directory / "optim.pt", map_location="cpu", weights_only=True)
     optimizer.load_state_dict(optim["optimizer"])

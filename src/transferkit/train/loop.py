@@ -18,7 +18,7 @@ import torch
 
 from ..config import FitConfig
 from ..data.batching import EncodedDataset, make_loader
-from ..evaluate.metrics import HIGHER_IS_BETTER, headline, task_metrics
+from ..evaluation.metrics import HIGHER_IS_BETTER, headline, task_metrics
 from ..inference import run_batches
 from ..model import TransferModel
 from ..strategies.base import OptimConfig, Strategy
@@ -101,6 +101,11 @@ def train(model: TransferModel, strategy: Strategy, train_set: EncodedDataset, v
     while state.epoch < cfg.epochs and not state.should_stop:
         # Seeding per epoch makes shuffling and dropout identical after a resume.
         torch.manual_seed(cfg.seed + 1009 * state.epoch)
+        # Accelerate's loader re-sets the sampler's epoch from its own iteration counter on every
+        # __iter__ (0 in a fresh process), so a resumed run would replay epoch 0's order: set the
+        # loader's counter too, not only our sampler.
+        if hasattr(train_loader, "set_epoch"):
+            train_loader.set_epoch(state.epoch)
         _sampler(train_loader).set_epoch(state.epoch)
         strategy.on_epoch_start(model, state.epoch)
         wrapped.train()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
 
 from ..config import FitConfig
 
@@ -18,6 +17,9 @@ def build_optimizer(param_groups: list[dict[str, Any]], cfg: FitConfig) -> torch
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: FitConfig, total_steps: int):
     """Linear warmup over `warmup_ratio` of the steps, then linear/cosine decay or constant."""
+    from transformers.optimization import (get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup,
+                                           get_linear_schedule_with_warmup)
+
     warmup = int(round(cfg.warmup_ratio * total_steps))
     if cfg.scheduler == "cosine":
         return get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)

@@ -38,7 +38,10 @@ def classification_metrics(targets: np.ndarray, logits: np.ndarray, label_names:
 def regression_metrics(targets: np.ndarray, predictions: np.ndarray) -> dict[str, Any]:
     """MAE, RMSE, Spearman's ρ and R² of predictions against targets."""
     predictions = predictions.reshape(-1)
-    rho = spearmanr(targets, predictions).statistic if len(targets) > 1 else float("nan")
+    # Spearman's rho is undefined for constant inputs (e.g. the training-mean baseline); skip
+    # scipy's ConstantInputWarning and report 0 below.
+    defined = len(targets) > 1 and np.ptp(targets) > 0 and np.ptp(predictions) > 0
+    rho = spearmanr(targets, predictions).statistic if defined else float("nan")
     return {
         "mae": float(mean_absolute_error(targets, predictions)),
         "rmse": float(np.sqrt(mean_squared_error(targets, predictions))),

@@ -20,15 +20,15 @@ from .data import TaskData, encode_eval_data, load_source, prepare_task_data
 from .data.batching import EncodedDataset, feature_collate, make_collate
 from .data.examples import Split
 from .errors import ConfigError, DataError
-from .evaluate.baselines import Baseline, linear_probe_baseline, majority_baseline
-from .evaluate.compare import paired_bootstrap_delta, verdict
-from .evaluate.metrics import task_metrics
-from .evaluate.report import model_card, write_report
+from .evaluation.baselines import Baseline, linear_probe_baseline, majority_baseline
+from .evaluation.compare import paired_bootstrap_delta, verdict
+from .evaluation.metrics import task_metrics
+from .evaluation.report import model_card, write_report
 from .export.artifact import save_artifact
 from .features import cached_features, source_hash
 from .inference import model_logits
 from .heads import make_head
-from .io_utils import write_json_atomic
+from .io_utils import previous_version, write_json_atomic
 from .model import TransferModel
 from .runs import Log, claim_run_dir, default_run_dir, start_run_dir
 from .strategies import Strategy, parse_strategy
@@ -80,6 +80,7 @@ def run_fit(cfg: FitConfig) -> FitResult:
     strategy = parse_strategy(cfg.strategy)
     log(f"loading {cfg.model}")
     backbone = load_backbone(cfg.model, max_length=cfg.max_length, image_size=cfg.image_size)
+    source_sha256 = source_hash(backbone)  # of the source weights, before training changes them
     _check_compatible(backbone, strategy, data, cfg)
 
     start_run_dir(run_dir, cfg.overwrite, cfg.resume)
@@ -103,7 +104,8 @@ def run_fit(cfg: FitConfig) -> FitResult:
     model = TransferModel(backbone, head)
     strategy.prepare(model)
     trainable, total = model.parameter_counts()
-    log(f"strategy {strategy.spec()}: {trainable:,} of {total:,} parameters trainable ({100 * trainable / total:.2f}%)")
+    log(f"strategy {strategy.spec()}: {trainable:,} of {total:,} parameters trainable ({100 * trainable / total:.2f}%)"
+        f"{strategy.schedule_note()}")
 
     train_set, val_set, collate = _training_sets(model, strategy, data, features)
     result = train(model, strategy, train_set, val_set, collate, cfg, data.label_names,
@@ -115,12 +117,13 @@ def run_fit(cfg: FitConfig) -> FitResult:
     after = {name: _after_outputs(model, strategy, split, features.get(name), cfg) for name, split in eval_sets.items()}
     metrics = _assemble_metrics(cfg, data, eval_sets, before, after, result, strategy, trainable, total)
     model_dir = run_dir / "model"
-    meta = _artifact_meta(cfg, data, backbone, strategy, metrics)
+    meta = _artifact_meta(cfg, data, source_sha256, strategy, metrics)
     save_artifact(model_dir, model, meta, model_card(meta, metrics), {"split.json": (run_dir / "split.json").read_text()},
                   overwrite=True)
     write_json_atomic(run_dir / "metrics.json", metrics)
     write_report(run_dir, metrics, result.history, data.label_names)
-    shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)  # the artifact supersedes it
+    for leftover in (run_dir / "checkpoint", previous_version(run_dir / "checkpoint")):
+        shutil.rmtree(leftover, ignore_errors=True)  # the artifact supersedes the checkpoint
     log(metrics["verdict"])
     log(f"report: {run_dir / 'report.html'}")
     return FitResult(run_dir, model_dir, metrics)
@@ -208,10 +211,10 @@ def _assemble_metrics(cfg, data, eval_sets, before, after, result, strategy, tra
     }
 
 
-def _artifact_meta(cfg, data, backbone, strategy, metrics) -> dict[str, Any]:
+def _artifact_meta(cfg, data, source_sha256, strategy, metrics) -> dict[str, Any]:
     return {
         "task": data.task, "modality": data.modality, "label_names": data.label_names,
-        "backbone": {"source": cfg.model, "source_weights_sha256": source_hash(backbone)},
+        "backbone": {"source": cfg.model, "source_weights_sha256": source_sha256},
         "strategy": strategy.spec(),
         "data": {"origin": data.origin, "data": cfg.data, "train": cfg.train, "val": cfg.val, "test": cfg.test,
                  "text_column": cfg.text_column, "label_column": cfg.label_column, "seed": cfg.seed,

@@ -10,13 +10,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .data import encode_eval_data, load_source
-from .data.examples import RawData, TaskData
-from .data.examples import Split as _Split
-from .errors import DataError
-from .evaluate.compare import bootstrap_ci
-from .evaluate.metrics import task_metrics
-from .predictor import Predictor
+from ..data import encode_eval_data, load_source
+from ..data.examples import RawData, TaskData
+from ..data.examples import Split as _Split
+from ..errors import DataError
+from .compare import bootstrap_ci
+from .metrics import task_metrics
+from ..predictor import Predictor
 
 
 def _reference(predictor: Predictor) -> TaskData:

@@ -1,0 +1,1 @@
+"""Metrics, BEFORE baselines, paired-bootstrap comparison, and the run report."""

@@ -1,0 +1,1 @@
+"""The artifact format: save, load, verify."""
