@@ -128,9 +128,22 @@ def test_truncation_to_max_length():
 
 
 def test_feature_collate_stacks_vectors_and_labels():
-    pairs = [(np.full(4, i, dtype=np.float32), i % 2) for i in range(3)]
+    pairs = [(np.full(4, i, dtype=np.float32), {"labels": i % 2}) for i in range(3)]
     batch = feature_collate(pairs)
     assert batch["features"].shape == (3, 4) and batch["labels"].tolist() == [0, 1, 0]
+
+
+def test_extras_travel_with_their_examples_through_bucketed_batches(tokenizer_preprocessor):
+    targets = np.arange(len(TEXTS)) % 2
+    teacher = np.arange(len(TEXTS) * 2, dtype=np.float32).reshape(-1, 2)
+    dataset = EncodedDataset.build(tokenizer_preprocessor, TEXTS, targets, extras={"teacher_logits": teacher})
+    collate = make_collate(tokenizer_preprocessor)
+    for indices in LengthBucketSampler(dataset.sizes, 3, shuffle=True, seed=1):
+        batch = collate([dataset[i] for i in indices])
+        np.testing.assert_array_equal(batch["teacher_logits"].numpy(), teacher[indices])
+        np.testing.assert_array_equal(batch["labels"].numpy(), targets[indices])
+    with pytest.raises(ValueError, match="teacher_logits"):
+        EncodedDataset.build(tokenizer_preprocessor, TEXTS, targets, extras={"teacher_logits": teacher[:2]})
 
 
 def test_run_batches_returns_rows_in_input_order(tokenizer_preprocessor):

@@ -19,23 +19,36 @@ from ..zoo.base import Preprocessor
 
 
 class EncodedDataset(Dataset):
-    """Pre-encoded examples (token ids / uint8 images) with their targets."""
+    """Pre-encoded examples (token ids / uint8 images) with their targets.
 
-    def __init__(self, encoded: Sequence[Any], targets: np.ndarray | None, sizes: Sequence[int]) -> None:
+    `extras` are further per-example arrays that batches carry under their own key — e.g. a
+    teacher's cached logits for distillation, or domain labels for domain adaptation — so a
+    strategy can use them in its loss without any change to the loop.
+    """
+
+    def __init__(self, encoded: Sequence[Any], targets: np.ndarray | None, sizes: Sequence[int],
+                 extras: dict[str, np.ndarray] | None = None) -> None:
         self.encoded = encoded
         self.targets = targets
         self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.extras = dict(extras or {})
+        for name, values in self.extras.items():
+            if len(values) != len(encoded):
+                raise ValueError(f"extra field {name!r} has {len(values)} rows for {len(encoded)} examples")
 
     @classmethod
-    def build(cls, preprocessor: Preprocessor, items: Sequence[Any], targets: np.ndarray | None) -> EncodedDataset:
+    def build(cls, preprocessor: Preprocessor, items: Sequence[Any], targets: np.ndarray | None,
+              extras: dict[str, np.ndarray] | None = None) -> EncodedDataset:
         encoded = preprocessor.encode(items)
-        return cls(encoded, targets, [preprocessor.size(e) for e in encoded])
+        return cls(encoded, targets, [preprocessor.size(e) for e in encoded], extras)
 
     def __len__(self) -> int:
         return len(self.encoded)
 
-    def __getitem__(self, index: int) -> tuple[Any, Any]:
-        return self.encoded[index], (None if self.targets is None else self.targets[index])
+    def __getitem__(self, index: int) -> tuple[Any, dict[str, Any]]:
+        fields = {} if self.targets is None else {"labels": self.targets[index]}
+        fields.update({name: values[index] for name, values in self.extras.items()})
+        return self.encoded[index], fields
 
 
 class LengthBucketSampler(Sampler[list[int]]):
@@ -83,25 +96,23 @@ class LengthBucketSampler(Sampler[list[int]]):
         return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def make_collate(preprocessor: Preprocessor):
-    """Collate (encoded, target) pairs into a batch dict; targets go to 'labels'."""
+def _stack_fields(pairs: list[tuple[Any, dict[str, Any]]]) -> dict[str, torch.Tensor]:
+    """'labels' and any extras, stacked per key."""
+    return {key: torch.as_tensor(np.stack([fields[key] for _, fields in pairs])) for key in pairs[0][1]}
 
-    def collate(pairs: list[tuple[Any, Any]]) -> dict[str, torch.Tensor]:
-        batch = preprocessor.collate([encoded for encoded, _ in pairs])
-        targets = [target for _, target in pairs]
-        if targets[0] is not None:
-            batch["labels"] = torch.as_tensor(np.asarray(targets))
-        return batch
+
+def make_collate(preprocessor: Preprocessor):
+    """Collate (encoded, fields) pairs into one batch dict: model inputs, 'labels', extras."""
+
+    def collate(pairs: list[tuple[Any, dict[str, Any]]]) -> dict[str, torch.Tensor]:
+        return {**preprocessor.collate([encoded for encoded, _ in pairs]), **_stack_fields(pairs)}
 
     return collate
 
 
-def feature_collate(pairs: list[tuple[Any, Any]]) -> dict[str, torch.Tensor]:
+def feature_collate(pairs: list[tuple[Any, dict[str, Any]]]) -> dict[str, torch.Tensor]:
     """Collate cached feature vectors (the linear-probe path skips the backbone entirely)."""
-    batch = {"features": torch.stack([torch.as_tensor(f) for f, _ in pairs])}
-    if pairs[0][1] is not None:
-        batch["labels"] = torch.as_tensor(np.asarray([t for _, t in pairs]))
-    return batch
+    return {"features": torch.stack([torch.as_tensor(f) for f, _ in pairs]), **_stack_fields(pairs)}
 
 
 def make_loader(dataset: EncodedDataset, collate, batch_size: int, shuffle: bool, bucket: bool, seed: int) -> DataLoader:

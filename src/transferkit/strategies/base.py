@@ -43,6 +43,7 @@ class Strategy:
     summary: ClassVar[str] = ""
     Options: ClassVar[type] = NoOptions
     uses_feature_cache: ClassVar[bool] = False  # train the head on cached frozen features
+    task_loss_weight: float = 1.0  # e.g. (1 − α) when distillation shares the loss with the labels
     modalities: ClassVar[tuple[str, ...]] = ("text", "image")
 
     def __init__(self, options: Any | None = None) -> None:

@@ -39,7 +39,7 @@ class TrainResult:
 def training_step(model: torch.nn.Module, core: TransferModel, strategy: Strategy, batch: dict) -> dict[str, torch.Tensor]:
     """Forward one batch; the dict carries `loss`, `logits` and every named loss part."""
     outputs = model(batch)
-    parts = {"task_loss": core.task_loss(outputs, batch)}
+    parts = {"task_loss": strategy.task_loss_weight * core.task_loss(outputs, batch)}
     parts.update(strategy.extra_losses(core, batch, outputs))
     return {"loss": sum(parts.values()), "logits": outputs["logits"], **parts}
 
