@@ -51,7 +51,7 @@ def linear_probe_baseline(train_x: np.ndarray, train_y: np.ndarray, val_x: np.nd
         def predict(x: np.ndarray) -> np.ndarray:
             # Columns follow the classes seen in training; unseen classes get -inf log-probability.
             log_probs = np.full((len(x), n_classes), -np.inf)
-            log_probs[:, best.classes_] = best.predict_log_proba(x)
+            log_probs[:, best.classes_] = np.log(np.clip(best.predict_proba(x), 1e-12, None))
             return log_probs
 
         kind = "logistic regression"
