@@ -34,7 +34,7 @@ register_model(ZooEntry(
     packages=tuple(f"--no-deps {p}" if i == 0 else p for i, p in enumerate(mpnet.PARTS)),
     build=lambda max_length=128: HFTextBackbone.from_directory(mpnet.model_dir(), "mpnet-base", max_length),
     is_installed=mpnet.is_installed,
-    weights_path=lambda: mpnet.model_dir() / "model.safetensors",
+    weights_path=mpnet.cached_weights,
 ))
 
 

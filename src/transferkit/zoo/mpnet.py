@@ -49,6 +49,12 @@ def _has_dist(name: str) -> bool:
     return True
 
 
+def cached_weights() -> Path | None:
+    """The reassembled weights file if reassembly already happened (listing never triggers it)."""
+    weights = cache_home() / "zoo" / "mpnet-base" / "model.safetensors"
+    return weights if weights.is_file() else None
+
+
 def model_dir() -> Path:
     """The reassembled model directory, building it on first use."""
     final = cache_home() / "zoo" / "mpnet-base"
