@@ -19,6 +19,9 @@ class TransferModel(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.head = head
+        # Modules a strategy trains alongside (e.g. a domain discriminator): part of the model, so
+        # optimizers, checkpoints and Accelerate see them, but never saved in the artifact.
+        self.aux = nn.ModuleDict()
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         features = batch["features"] if "features" in batch else self.backbone(batch)

@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import TransferkitError
-from . import assets, datasets, demo, evaluate, fit, models, predict
+from . import adapt, assets, datasets, demo, evaluate, fit, models, predict
 
-COMMANDS = (fit, predict, evaluate, models, datasets, demo, assets)
+COMMANDS = (fit, predict, evaluate, models, datasets, demo, assets, adapt)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -115,6 +115,9 @@ def feature_collate(pairs: list[tuple[Any, dict[str, Any]]]) -> dict[str, torch.
     return {"features": torch.stack([torch.as_tensor(f) for f, _ in pairs]), **_stack_fields(pairs)}
 
 
-def make_loader(dataset: EncodedDataset, collate, batch_size: int, shuffle: bool, bucket: bool, seed: int) -> DataLoader:
-    sampler = LengthBucketSampler(dataset.sizes, batch_size, shuffle=shuffle, bucket=bucket, seed=seed)
+def make_loader(dataset: EncodedDataset, collate, batch_size: int, shuffle: bool, bucket: bool, seed: int,
+                batch_sampler: Sampler[list[int]] | None = None) -> DataLoader:
+    """A loader over length buckets, or over `batch_sampler` when a strategy needs its own batches
+    (it must have `set_epoch(epoch)` so resumed runs replay the same order)."""
+    sampler = batch_sampler or LengthBucketSampler(dataset.sizes, batch_size, shuffle=shuffle, bucket=bucket, seed=seed)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)

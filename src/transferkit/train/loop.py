@@ -58,7 +58,7 @@ def validate(core: TransferModel, dataset: EncodedDataset, collate: Callable, ba
 
 def train(model: TransferModel, strategy: Strategy, train_set: EncodedDataset, val_set: EncodedDataset,
           collate: Callable, cfg: FitConfig, label_names: list[str], checkpoint_dir: Path | None = None,
-          callbacks: list[Callback] | None = None) -> TrainResult:
+          callbacks: list[Callback] | None = None, batch_sampler: Any = None) -> TrainResult:
     from accelerate import Accelerator
 
     accelerator = Accelerator()
@@ -69,7 +69,8 @@ def train(model: TransferModel, strategy: Strategy, train_set: EncodedDataset, v
     strategy.prepare(model)
     optim = OptimConfig(lr=cfg.lr, head_lr=cfg.head_lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs)
     optimizer = build_optimizer(strategy.param_groups(model, optim), cfg)
-    train_loader = make_loader(train_set, collate, cfg.batch_size, shuffle=True, bucket=cfg.bucket, seed=cfg.seed)
+    train_loader = make_loader(train_set, collate, cfg.batch_size, shuffle=True, bucket=cfg.bucket, seed=cfg.seed,
+                               batch_sampler=batch_sampler)
     total_steps = cfg.epochs * len(train_loader)
     scheduler = build_scheduler(optimizer, cfg, total_steps)
 
