@@ -19,16 +19,16 @@ from pathlib import Path
 
 from transferkit.adaptation import adapt
 
-PAIRS = {
-    "vader-movie→vader-amazon": ("builtin:vader-movie", "builtin:vader-amazon", "minilm-l6"),
-    "vader-amazon→vader-movie": ("builtin:vader-amazon", "builtin:vader-movie", "minilm-l6"),
-    "mnist-5k→digits": ("builtin:mnist-5k", "builtin:digits", "efficientnet-lite0"),
-    "digits→mnist-5k": ("builtin:digits", "builtin:mnist-5k", "efficientnet-lite0"),
+PAIRS = {  # source, target, model, backbone learning rate
+    "vader-movie→vader-amazon": ("builtin:vader-movie", "builtin:vader-amazon", "minilm-l6", 5e-5),
+    "vader-amazon→vader-movie": ("builtin:vader-amazon", "builtin:vader-movie", "minilm-l6", 5e-5),
+    "mnist-5k→digits": ("builtin:mnist-5k", "builtin:digits", "efficientnet-lite0", 1e-3),
+    "digits→mnist-5k": ("builtin:digits", "builtin:mnist-5k", "efficientnet-lite0", 1e-3),
 }
 
 
 def run_pair(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, list[float]]:
-    source, target, model = PAIRS[name]
+    source, target, model, lr = PAIRS[name]
     scores: dict[str, list[float]] = {}
     settings = [("none", "dann,coral,mmd"), ("few", "joint")] if "joint" in args.methods else [("none", args.methods)]
     for seed in range(args.seeds):
@@ -36,7 +36,7 @@ def run_pair(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, li
             methods = ",".join(m for m in methods.split(",") if m in args.methods.split(","))
             report = adapt(source, target, methods, target_labels=labels, few_per_class=args.few_per_class,
                            target_size=args.target_size, model=model, epochs=args.epochs, train_size=args.train_size,
-                           batch_size=32, max_length=64, image_size=args.image_size, lr=args.lr, head_lr=1e-3, seed=seed,
+                           batch_size=32, max_length=64, image_size=args.image_size, lr=lr, head_lr=1e-3, seed=seed,
                            out=str(workdir / f"{name}-{labels}-{seed}"), quiet=True, save_models=False)
             for method, result in report["methods"].items():
                 key = method if labels == "none" or method != "source-only" else "source-only (few)"
@@ -61,7 +61,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--few-per-class", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     results = {}
