@@ -6,6 +6,7 @@ Python API (every CLI flag of `transferkit fit` is a keyword of `fit`):
     result = transferkit.fit(data="builtin:vader-movie", model="minilm-l6", strategy="full", out="runs/x")
     model = transferkit.load("runs/x/model")
     model.predict(["a gripping, beautiful film"])
+    ranking = transferkit.rank_models("minilm-l6,mpnet-base", data="builtin:vader-movie", sample=1000)
 
 Names are imported on first use (PEP 562), so `import transferkit` and quick CLI commands do not
 pay for importing torch, transformers and peft until they are needed.
@@ -21,7 +22,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "fit": "transferkit.pipeline", "FitResult": "transferkit.pipeline", "FitConfig": "transferkit.config",
     "load": "transferkit.predictor", "Predictor": "transferkit.predictor", "evaluate": "transferkit.evaluation.on_data",
-    "TransferkitError": "transferkit.errors",
+    "TransferkitError": "transferkit.errors", "rank_models": "transferkit.rank.select", "auto": "transferkit.rank.auto",
+    "distill": "transferkit.distillation", "export_model": "transferkit.export.exporter",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -97,6 +97,7 @@ class FitConfig:
     epochs: int = opt(3, "training epochs")
     lr: float = opt(5e-5, "learning rate of the backbone")
     head_lr: float = opt(1e-3, "learning rate of the task head")
+    layer_decay: float = opt(1.0, "layer-wise LR decay: layer group g of G trains at lr·decay^(G−1−g) (1: off; e.g. 0.8)")
     batch_size: int = opt(16, "training batch size")
     eval_batch_size: int = opt(64, "batch size for evaluation and feature extraction")
     optimizer: str = opt("adamw", "adamw or sgd", choices=("adamw", "sgd"))
@@ -124,6 +125,7 @@ class FitConfig:
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.lr > 0 and self.head_lr > 0, "learning rates must be > 0"),
+            (0 < self.layer_decay <= 1, "layer_decay must be in (0, 1]"),
             (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
             (0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1)"),
             (0 < self.val_fraction < 1 and 0 < self.test_fraction < 1, "val/test fractions must be in (0, 1)"),

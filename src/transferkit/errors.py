@@ -26,3 +26,7 @@ class ConfigError(TransferkitError):
 
 class OutputExistsError(TransferkitError):
     """The output directory already holds a run and --overwrite was not given."""
+
+
+class VerificationError(TransferkitError):
+    """An exported model did not reproduce its source closely enough; nothing was written."""

@@ -65,11 +65,16 @@ def source_hash(backbone: Backbone) -> str:
     return memo[1]
 
 
+def cache_path(backbone: Backbone, items: Sequence[Any]) -> Path:
+    """Where the features of `items` under `backbone` are (or will be) cached."""
+    return cache_home() / "features" / f"{cache_key(backbone, items)}.safetensors"
+
+
 def cached_features(backbone: Backbone, items: Sequence[Any], batch_size: int = 64, use_cache: bool = True) -> np.ndarray:
     """Features of `items`, from the cache when the same backbone has seen the same items."""
     if not use_cache:
         return backbone_features(backbone, items, batch_size)
-    path = cache_home() / "features" / f"{cache_key(backbone, items)}.safetensors"
+    path = cache_path(backbone, items)
     if path.is_file():
         return load_file(str(path))["features"].numpy()
     features = backbone_features(backbone, items, batch_size)

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+IGNORE_INDEX = -100  # the label of an unlabelled row (PyTorch's cross_entropy default)
+
 
 class ClassificationHead(nn.Module):
     task = "classification"
@@ -24,7 +26,13 @@ class ClassificationHead(nn.Module):
         return self.linear(self.dropout(features))
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits.float(), labels.long())
+        """Mean cross-entropy over labelled rows; rows labelled IGNORE_INDEX (unlabelled) are skipped."""
+        labels = labels.long()
+        if not bool((labels != IGNORE_INDEX).any()):
+            # A batch of unlabelled rows only (e.g. a distillation transfer set): cross_entropy
+            # would average over zero rows and return NaN; the task loss is 0 instead.
+            return logits.sum() * 0.0
+        return F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX)
 
 
 class RegressionHead(nn.Module):

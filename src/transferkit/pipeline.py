@@ -24,16 +24,17 @@ from .evaluation.baselines import Baseline, linear_probe_baseline, majority_base
 from .evaluation.compare import paired_bootstrap_delta, verdict
 from .evaluation.metrics import task_metrics
 from .evaluation.report import model_card, write_report
-from .export.artifact import save_artifact
+from .export.adapters import adapter_card, adapter_size_note
+from .export.artifact import read_meta, save_artifact
 from .features import cached_features, source_hash
 from .inference import model_logits
 from .heads import make_head
 from .io_utils import previous_version, write_json_atomic
 from .model import TransferModel
 from .runs import Log, claim_run_dir, default_run_dir, start_run_dir
-from .strategies import Strategy, parse_strategy
+from .strategies import OptimConfig, Strategy, parse_strategy
 from .train.callbacks import HistoryWriter, ProgressBar
-from .train.loop import train
+from .train.loop import TrainResult, train
 from .zoo import Backbone, load_backbone
 from .zoo.text import quiet_transformers
 
@@ -71,17 +72,13 @@ def run_fit(cfg: FitConfig) -> FitResult:
     torch.manual_seed(cfg.seed)
 
     # Everything that can be wrong with the user's input is checked before anything is written.
-    data = prepare_task_data(
-        cfg.data, cfg.train, cfg.val, cfg.test, task=cfg.task, text_column=cfg.text_column,
-        label_column=cfg.label_column, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
-        train_size=cfg.train_size, seed=cfg.seed,
-    )
+    data = load_task_data(cfg)
     eval_sets = {"test": data.test, **{spec: _eval_split(spec, cfg, data) for spec in cfg.eval_data}}
     strategy = parse_strategy(cfg.strategy)
     log(f"loading {cfg.model}")
     backbone = load_backbone(cfg.model, max_length=cfg.max_length, image_size=cfg.image_size)
     source_sha256 = source_hash(backbone)  # of the source weights, before training changes them
-    _check_compatible(backbone, strategy, data, cfg)
+    check_compatible(backbone, strategy, data, cfg)
 
     start_run_dir(run_dir, cfg.overwrite, cfg.resume)
     cfg.save_yaml(run_dir / "config.yaml")
@@ -91,7 +88,7 @@ def run_fit(cfg: FitConfig) -> FitResult:
         f"{'classes' if data.task == 'classification' else 'target'}")
 
     needs_features = strategy.uses_feature_cache or not cfg.skip_before
-    features = _frozen_features(backbone, data, eval_sets, cfg, log) if needs_features else {}
+    features = frozen_features(backbone, data, eval_sets, cfg, log) if needs_features else {}
     before = None
     if not cfg.skip_before:
         baseline = (majority_baseline(data.train.targets, data.task) if strategy.uses_feature_cache
@@ -99,27 +96,17 @@ def run_fit(cfg: FitConfig) -> FitResult:
                                                data.val.targets, data.task, cfg.seed))
         before = {name: (baseline, baseline.predict(features[name])) for name in eval_sets}
 
-    torch.manual_seed(cfg.seed)
-    head = make_head(data.task, backbone.feature_dim, data.num_outputs, cfg.dropout, data.train.targets)
-    model = TransferModel(backbone, head)
-    strategy.prepare(model)
-    trainable, total = model.parameter_counts()
-    log(f"strategy {strategy.spec()}: {trainable:,} of {total:,} parameters trainable ({100 * trainable / total:.2f}%)"
-        f"{strategy.schedule_note()}")
-
-    train_set, val_set, collate = _training_sets(model, strategy, data, features)
-    result = train(model, strategy, train_set, val_set, collate, cfg, data.label_names,
-                   checkpoint_dir=run_dir / "checkpoint",
-                   callbacks=[ProgressBar(cfg.quiet), HistoryWriter(run_dir / "history.csv")])
-    log(f"trained {result.state.epoch} epoch(s) in {result.train_seconds:.1f}s"
-        + (f"; {result.state.stop_reason}" if result.state.stop_reason else ""))
-
-    after = {name: _after_outputs(model, strategy, split, features.get(name), cfg) for name, split in eval_sets.items()}
-    metrics = _assemble_metrics(cfg, data, eval_sets, before, after, result, strategy, trainable, total)
+    trained = train_model(cfg, data, strategy, backbone, features, log, checkpoint_dir=run_dir / "checkpoint",
+                          history_path=run_dir / "history.csv")
+    model, result = trained.model, trained.result
+    after = {name: after_outputs(model, strategy, split, features.get(name), cfg) for name, split in eval_sets.items()}
+    metrics = _assemble_metrics(cfg, data, eval_sets, before, after, result, strategy, trained.trainable, trained.total)
     model_dir = run_dir / "model"
-    meta = _artifact_meta(cfg, data, source_sha256, strategy, metrics)
-    save_artifact(model_dir, model, meta, model_card(meta, metrics), {"split.json": (run_dir / "split.json").read_text()},
-                  overwrite=True)
+    meta = artifact_meta(cfg, data, source_sha256, strategy, metrics)
+    save_artifact(model_dir, model, meta, lambda full: model_card(full, metrics) + "\n".join(adapter_card(full)),
+                  {"split.json": (run_dir / "split.json").read_text()}, overwrite=True)
+    if note := adapter_size_note(read_meta(model_dir)):
+        log(note)
     write_json_atomic(run_dir / "metrics.json", metrics)
     write_report(run_dir, metrics, result.history, data.label_names)
     for leftover in (run_dir / "checkpoint", previous_version(run_dir / "checkpoint")):
@@ -129,21 +116,70 @@ def run_fit(cfg: FitConfig) -> FitResult:
     return FitResult(run_dir, model_dir, metrics)
 
 
+def load_task_data(cfg: FitConfig) -> TaskData:
+    """The labelled splits of a run: loaded, split (stratified, seeded) and subsampled as `cfg` says."""
+    return prepare_task_data(
+        cfg.data, cfg.train, cfg.val, cfg.test, task=cfg.task, text_column=cfg.text_column,
+        label_column=cfg.label_column, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
+        train_size=cfg.train_size, seed=cfg.seed,
+    )
+
+
+@dataclass
+class Trained:
+    model: TransferModel
+    result: TrainResult
+    trainable: int
+    total: int
+
+
+def train_model(cfg: FitConfig, data: TaskData, strategy: Strategy, backbone: Backbone,
+                features: dict[str, np.ndarray], log: Log, *, extras: dict[str, np.ndarray] | None = None,
+                checkpoint_dir: Path | None = None, history_path: Path | None = None) -> Trained:
+    """A fresh head on `backbone`, prepared by `strategy`, trained on `data.train`.
+
+    `extras` are per-training-example arrays every batch carries (e.g. a teacher's logits);
+    `features` are the frozen features a feature-cache strategy trains on.
+    """
+    torch.manual_seed(cfg.seed)
+    head = make_head(data.task, backbone.feature_dim, data.num_outputs, cfg.dropout, data.train.targets)
+    model = TransferModel(backbone, head)
+    strategy.prepare(model)
+    trainable, total = model.parameter_counts()
+    log(f"strategy {strategy.spec()}: {trainable:,} of {total:,} parameters trainable ({100 * trainable / total:.2f}%)"
+        f"{strategy.schedule_note()}")
+
+    train_set, val_set, collate = _training_sets(model, strategy, data, features, extras)
+    result = train(model, strategy, train_set, val_set, collate, cfg, data.label_names, checkpoint_dir=checkpoint_dir,
+                   callbacks=[ProgressBar(cfg.quiet), HistoryWriter(history_path)])
+    log(f"trained {result.state.epoch} epoch(s) in {result.train_seconds:.1f}s"
+        + (f"; {result.state.stop_reason}" if result.state.stop_reason else ""))
+    return Trained(model, result, trainable, total)
+
+
 def _eval_split(spec: str, cfg: FitConfig, data: TaskData) -> Split:
     parts = load_source(spec, cfg.task, cfg.text_column, cfg.label_column)
     raw = parts.get("test") or parts.get("all") or next(iter(parts.values()))
     return encode_eval_data(raw, data)
 
 
-def _check_compatible(backbone: Backbone, strategy: Strategy, data: TaskData, cfg: FitConfig) -> None:
+def check_compatible(backbone: Backbone, strategy: Strategy, data: TaskData, cfg: FitConfig,
+                     extras: tuple[str, ...] = ()) -> None:
+    """The model suits the data and the strategy, and batches will carry every field the strategy needs."""
+    missing = [name for name in getattr(strategy, "batch_fields", ()) if name not in extras]
+    if missing:
+        raise ConfigError(f"strategy {strategy.name} needs per-example {', '.join(missing)}, which this command "
+                          f"does not provide{getattr(strategy, 'usage', '')}")
     if backbone.modality != data.modality:
         raise DataError(f"{cfg.model} is a {backbone.modality} model but {data.origin} holds {data.modality} data")
     if backbone.modality not in strategy.modalities:
         raise ConfigError(f"strategy {strategy.name} does not apply to {backbone.modality} backbones")
+    strategy.check(backbone, OptimConfig.from_config(cfg))
 
 
-def _frozen_features(backbone: Backbone, data: TaskData, eval_sets: dict[str, Split], cfg: FitConfig,
-                     log: Log) -> dict[str, np.ndarray]:
+def frozen_features(backbone: Backbone, data: TaskData, eval_sets: dict[str, Split], cfg: FitConfig,
+                    log: Log) -> dict[str, np.ndarray]:
+    """Frozen-backbone features of train, val and every evaluation set (from the disk cache when seen)."""
     started = time.perf_counter()
     splits = {"train": data.train, "val": data.val, **eval_sets}
     features = {name: cached_features(backbone, split.items, cfg.eval_batch_size) for name, split in splits.items()}
@@ -151,20 +187,22 @@ def _frozen_features(backbone: Backbone, data: TaskData, eval_sets: dict[str, Sp
     return features
 
 
-def _training_sets(model: TransferModel, strategy: Strategy, data: TaskData, features: dict[str, np.ndarray]):
+def _training_sets(model: TransferModel, strategy: Strategy, data: TaskData, features: dict[str, np.ndarray],
+                   extras: dict[str, np.ndarray] | None = None):
     if strategy.uses_feature_cache:
-        def as_dataset(name: str, split: Split) -> EncodedDataset:
+        def as_dataset(name: str, split: Split, fields: dict[str, np.ndarray] | None = None) -> EncodedDataset:
             vectors = torch.from_numpy(np.ascontiguousarray(features[name], dtype=np.float32))
-            return EncodedDataset(list(vectors), split.targets, [1] * len(split))
+            return EncodedDataset(list(vectors), split.targets, [1] * len(split), fields)
 
-        return as_dataset("train", data.train), as_dataset("val", data.val), feature_collate
+        return as_dataset("train", data.train, extras), as_dataset("val", data.val), feature_collate
     pre = model.backbone.preprocessor
-    return (EncodedDataset.build(pre, data.train.items, data.train.targets),
+    return (EncodedDataset.build(pre, data.train.items, data.train.targets, extras),
             EncodedDataset.build(pre, data.val.items, data.val.targets), make_collate(pre))
 
 
-def _after_outputs(model: TransferModel, strategy: Strategy, split: Split, frozen: np.ndarray | None,
-                   cfg: FitConfig) -> np.ndarray:
+def after_outputs(model: TransferModel, strategy: Strategy, split: Split, frozen: np.ndarray | None,
+                  cfg: FitConfig) -> np.ndarray:
+    """The trained model's outputs on `split` (its head on `frozen` features for a feature-cache strategy)."""
     if strategy.uses_feature_cache and frozen is not None:
         with torch.inference_mode():
             return model.head(torch.from_numpy(np.ascontiguousarray(frozen, dtype=np.float32))).numpy()
@@ -211,7 +249,8 @@ def _assemble_metrics(cfg, data, eval_sets, before, after, result, strategy, tra
     }
 
 
-def _artifact_meta(cfg, data, source_sha256, strategy, metrics) -> dict[str, Any]:
+def artifact_meta(cfg, data, source_sha256, strategy, metrics) -> dict[str, Any]:
+    """What transferkit.json records about a run: task, labels, source model, strategy, data, metrics."""
     return {
         "task": data.task, "modality": data.modality, "label_names": data.label_names,
         "backbone": {"source": cfg.model, "source_weights_sha256": source_sha256},

@@ -8,28 +8,36 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ModelError
 from .evaluation.metrics import softmax
-from .export.artifact import load_model
-from .inference import model_logits
+from .export.runtime import load_runtime
 
 
 class Predictor:
-    """A loaded artifact: the model in eval mode, its preprocessing and its label map."""
+    """A loaded artifact: its runtime (PyTorch or ONNX Runtime, as the artifact's format says),
+    its preprocessing and its label map."""
 
     def __init__(self, path: str | Path, batch_size: int = 64) -> None:
-        self.model, self.meta, self.directory = load_model(path)
+        self.runtime, self.meta, self.directory = load_runtime(path)
         self.batch_size = batch_size
         self.task: str = self.meta["task"]
         self.label_names: list[str] = self.meta.get("label_names", [])
         self.modality: str = self.meta["modality"]
 
     @property
+    def model(self):
+        """The PyTorch model in eval mode; an ONNX export has none (ModelError)."""
+        if not hasattr(self.runtime, "model"):
+            raise ModelError(f"{self.directory} is an ONNX export: it has no PyTorch model; use its source artifact")
+        return self.runtime.model
+
+    @property
     def preprocessor(self):
-        return self.model.backbone.preprocessor
+        return self.runtime.preprocessor
 
     def logits(self, items: Sequence[Any]) -> np.ndarray:
         """Raw outputs: class logits [N, C] or regression values [N, 1]."""
-        return model_logits(self.model, self.preprocessor, list(items), self.batch_size)
+        return self.runtime.logits(list(items), self.batch_size)
 
     def predict(self, items: Sequence[Any]) -> list[dict[str, Any]]:
         """One dict per item: {label, probabilities} (classification) or {value} (regression)."""

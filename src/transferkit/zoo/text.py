@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from .base import Backbone, Preprocessor
+from .base import Backbone, PeftSpec, Preprocessor, plain_name
 
 
 def quiet_transformers() -> None:
@@ -85,6 +85,7 @@ class HFTextBackbone(Backbone):
         self.encoder = encoder
         self._preprocessor = TokenizerPreprocessor(tokenizer, max_length)
         self._layer_count = _count_layers(encoder)
+        self.model_type = str(getattr(encoder.config, "model_type", ""))
 
     @classmethod
     def from_directory(cls, path: Path | str, source: str, max_length: int = 128) -> HFTextBackbone:
@@ -135,13 +136,14 @@ class HFTextBackbone(Backbone):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         mask = batch["attention_mask"]
         hidden = self.encoder(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
+        hidden = hidden[:, -mask.shape[1]:]  # prompt tuning prepends virtual tokens: pool the real ones
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
     def layer_group_prefixes(self) -> list[list[str]]:
         # Group 0 holds everything below the first transformer block (embeddings, and for MPNet
         # the shared relative attention bias); then one group per block, bottom to top.
-        names = [n for n, _ in self.named_parameters()]
+        names = [plain_name(n) for n, _ in self.named_parameters()]
         block_prefix = _block_prefix(names)
         blocks = [[f"{block_prefix}{i}."] for i in range(self._layer_count)]
         block_names = tuple(p[0] for p in blocks)
@@ -152,11 +154,28 @@ class HFTextBackbone(Backbone):
     def unused_prefixes(self) -> list[str]:
         return ["encoder.pooler."]
 
+    def peft_spec(self) -> PeftSpec:
+        """peft's own default targets for this model type (BERT: query/value for LoRA;
+        key/value/output.dense for IA3), plus MPNet, which peft's tables lack."""
+        from peft.utils.constants import (TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING as IA3_FF,
+                                          TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as IA3,
+                                          TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as LORA)
+
+        lora, ia3, ff = ({**LORA, **_EXTRA_LORA}, {**IA3, **_EXTRA_IA3}, {**IA3_FF, **_EXTRA_IA3_FF})
+        return PeftSpec(module="encoder", task_type="FEATURE_EXTRACTION", lora=tuple(lora.get(self.model_type, ())),
+                        ia3=tuple(ia3.get(self.model_type, ())), ia3_feedforward=tuple(ff.get(self.model_type, ())))
+
     def save_weights(self, directory: Path) -> dict[str, Any]:
         encoder_dir = Path(directory) / "encoder"
         self.encoder.save_pretrained(encoder_dir, safe_serialization=True)
         settings = self._preprocessor.save(encoder_dir)
         return {"family": self.family, "path": "encoder", **settings}
+
+
+# MPNet's attention projections are attention.attn.{q,k,v,o}; its feed-forward is BERT's.
+_EXTRA_LORA = {"mpnet": ["q", "v"]}
+_EXTRA_IA3 = {"mpnet": ["k", "v", "output.dense"]}
+_EXTRA_IA3_FF = {"mpnet": ["output.dense"]}
 
 
 def _count_layers(encoder: nn.Module) -> int:

@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..errors import DataError
-from .base import Backbone, Preprocessor
+from .base import Backbone, PeftSpec, Preprocessor
 
 
 class ImagePreprocessor(Preprocessor):
@@ -99,23 +99,37 @@ class EfficientNetBackbone(CNNBackbone):
         from efficientnet_lite_pytorch import EfficientNet
 
         net = EfficientNet.from_name(arch, image_size=image_size)
+        _plain_pointwise_convs(net)
         super().__init__(source, int(net._conv_head.out_channels), ImagePreprocessor(image_size, self.MEAN, self.STD))
         self.arch = arch
         self.net = net
+        self._block_count = len(net._blocks)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.net.extract_features(batch["pixel_values"]).mean(dim=(2, 3))
 
     def source_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """ImageNet logits of the original classifier (for LEEP / NCE)."""
-        return self.net._fc(self.forward(batch))
+        return self.source_head(self.forward(batch))
+
+    def source_head(self, features: torch.Tensor) -> torch.Tensor:
+        """ImageNet logits from pooled features: the source classifier alone, so cached
+        features need no second backbone pass."""
+        return self.net._fc(features)
 
     def layer_group_prefixes(self) -> list[list[str]]:
-        blocks = [[f"net._blocks.{i}."] for i in range(len(self.net._blocks))]
+        blocks = [[f"net._blocks.{i}."] for i in range(self._block_count)]
         return [["net._conv_stem.", "net._bn0."], *blocks, ["net._conv_head.", "net._bn1."]]
 
     def unused_prefixes(self) -> list[str]:
         return ["net._fc."]
+
+    def peft_spec(self) -> PeftSpec:
+        """LoRA/IA3 on the pointwise (1×1) convolutions of the MBConv blocks and the head, where
+        almost all of the weights are; IA3 rescales the input of each block's projection (the
+        expanded activations, the analogue of a transformer's feed-forward l_ff)."""
+        pointwise = ("_expand_conv", "_project_conv", "_conv_head")
+        return PeftSpec(module="net", lora=pointwise, ia3=pointwise, ia3_feedforward=("_project_conv",))
 
     def spec(self) -> dict[str, Any]:
         return {"arch": self.arch}
@@ -130,19 +144,42 @@ class TinyCNNBackbone(CNNBackbone):
         super().__init__(source, 4 * width, ImagePreprocessor(image_size, (0.5,) * 3, (0.5,) * 3))
         self.width = width
         channels = [3, width, 2 * width, 4 * width]
-        self.blocks = nn.ModuleList(
+        self.blocks = nn.Sequential(*(
             nn.Sequential(nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.BatchNorm2d(cout), nn.ReLU())
             for cin, cout in zip(channels[:-1], channels[1:])
-        )
+        ))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        x = batch["pixel_values"]
-        for block in self.blocks:
-            x = block(x)
-        return x.mean(dim=(2, 3))
+        return self.blocks(batch["pixel_values"]).mean(dim=(2, 3))
 
     def layer_group_prefixes(self) -> list[list[str]]:
-        return [[f"blocks.{i}."] for i in range(len(self.blocks))]
+        return [[f"blocks.{i}."] for i in range(3)]
+
+    def peft_spec(self) -> PeftSpec:
+        """The convolution of each block (`blocks.<i>.0`)."""
+        convs = ("0.0", "1.0", "2.0")
+        return PeftSpec(module="blocks", lora=convs, ia3=convs, ia3_feedforward=())
 
     def spec(self) -> dict[str, Any]:
         return {"width": self.width}
+
+
+def _plain_pointwise_convs(net: nn.Module) -> None:
+    """Make the 1×1, stride-1 "static same padding" convolutions plain `nn.Conv2d`s, in place.
+
+    Their padding is the identity, so the output is exactly the same and the state-dict keys
+    do not change; but peft builds LoRA's A/B convolutions with the adapted layer's own class,
+    and the static-padding class cannot be built without an image size.
+    """
+    for parent in list(net.modules()):
+        for name, conv in list(parent.named_children()):
+            if _static_pointwise(conv):
+                plain = nn.Conv2d(conv.in_channels, conv.out_channels, 1, groups=conv.groups, bias=conv.bias is not None)
+                plain.load_state_dict(conv.state_dict())
+                setattr(parent, name, plain)
+
+
+def _static_pointwise(module: nn.Module) -> bool:
+    return (isinstance(module, nn.Conv2d) and type(module) is not nn.Conv2d and module.kernel_size == (1, 1)
+            and tuple(module.stride) == (1, 1) and tuple(module.padding) == (0, 0) and tuple(module.dilation) == (1, 1)
+            and type(getattr(module, "static_padding", None)).__name__ == "Identity")
