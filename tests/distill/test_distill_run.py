@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ import yaml
 
 import transferkit.distillation as distillation
 import transferkit.features as features
-from conftest import make_sentences, write_csv
+from conftest import make_sentences, one_torch_thread, write_csv
 from transferkit.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,10 +25,8 @@ MODELS = ("teacher", "student_plain", "student_distilled")
 
 @pytest.fixture(scope="module", autouse=True)
 def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -213,10 +212,19 @@ def test_a_teacher_that_is_not_an_artifact_fails_in_one_line_as_a_process(tmp_pa
                           "not a transferkit artifact")
 
 
-def bad_cases(data: Path, teacher_dir: Path, d: Path) -> dict[str, tuple[list[str], list[str]]]:
+def bad_cases(data: Path, teacher_dir: Path, d: Path) -> dict[str, tuple[Any, list[str]]]:
     three = [*make_sentences(60), *[(f"meh the plot {i}", "meh") for i in range(12)]]
     write_csv(d / "three.csv", three)
+    numeric = write_csv(d / "numeric.csv", [(text, str(i % 5)) for i, (text, _) in enumerate(make_sentences(40))])
+
+    def regression_teacher() -> Path:
+        assert main(["fit", "--data", str(numeric), "--task", "regression", "--model", "tiny-bert", "--epochs", "1",
+                     "--out", str(d / "regression"), "--quiet", "--skip-before"]) == 0
+        return d / "regression" / "model"
+
     return {
+        "regression teacher": (lambda: distill_argv(regression_teacher(), numeric, d / "out", "--task", "regression"),
+                               ["classification teacher", "regression"]),
         "label set differs": (distill_argv(teacher_dir, d / "three.csv", d / "out"), ["'meh'", "label sets"]),
         "missing teacher": (distill_argv(d / "nowhere", data, d / "out"), [str(d / "nowhere")]),
         "teacher saw the test split": (distill_argv(teacher_dir, data, d / "out", "--seed", "1"),
@@ -231,7 +239,7 @@ def bad_cases(data: Path, teacher_dir: Path, d: Path) -> dict[str, tuple[list[st
     }
 
 
-CASES = ["label set differs", "missing teacher", "teacher saw the test split", "alpha out of range", "nested distill",
+CASES = ["regression teacher", "label set differs", "missing teacher", "teacher saw the test split", "alpha out of range", "nested distill",
          "missing unlabelled file", "unknown unlabelled column", "unknown student"]
 
 
@@ -239,6 +247,9 @@ CASES = ["label set differs", "missing teacher", "teacher saw the test split", "
 def test_bad_input_fails_with_one_clear_line_and_writes_nothing(teacher, tmp_path, capsys, name) -> None:
     data, teacher_dir = teacher
     argv, mentions = bad_cases(data, teacher_dir, tmp_path)[name]
+    if callable(argv):  # a case that first makes its own teacher
+        argv = argv()
+        capsys.readouterr()
     code = main(argv)
     assert_one_line_error(code, capsys.readouterr().err, tmp_path / "out", *mentions)
 

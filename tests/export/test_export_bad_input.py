@@ -46,6 +46,8 @@ def cases(text: Path, image: Path, d: Path) -> dict[str, tuple[list[str], list[s
         "out_inside_source": (["--model", str(text), "--format", "onnx", "--out", str(text / "onnx")], ["--out", "overlaps"]),
         "regression_model": (["--model", str(edited_copy(text, d / "regression", task="regression")), "--format", "onnx", "--out", out],
                              ["regression", "classification"]),
+        "adapter_artifact": (["--model", str(edited_copy(text, d / "lora", backbone={"adapter": {"method": "lora"}})),
+                              "--format", "int8", "--out", out], ["lora adapter", "transferkit merge"]),
         "data_gone": (["--model", str(edited_copy(text, d / "moved", data={"data": str(d / "gone.csv")})), "--format", "onnx",
                        "--out", out], ["gone.csv", "--verify-data"]),
     }
@@ -67,7 +69,8 @@ def check_one_line_failure(code: int, stderr: str, mentions: list[str]) -> None:
 
 
 @pytest.mark.parametrize("name", ["unknown_format", "int8_on_a_cnn", "sparsity_one", "sparsity_negative", "sparsity_not_pruning",
-                                  "not_an_artifact", "missing_model", "out_inside_source", "regression_model", "data_gone"])
+                                  "not_an_artifact", "missing_model", "out_inside_source", "regression_model",
+                                  "adapter_artifact", "data_gone"])
 def test_bad_input_fails_with_one_line_and_writes_nothing(artifacts, tmp_path, capsys, name):
     argv, mentions = cases(*artifacts, tmp_path)[name]
     before = sorted(p.name for p in tmp_path.iterdir())
@@ -114,7 +117,7 @@ def test_failed_verification_keeps_the_previous_export(artifacts, tmp_path, monk
 
     def worse(*args):  # as if the export got a third of the test split wrong that the source got right
         figures = real_compare(*args)
-        return {**figures, "accuracy_export": figures["accuracy_source"] - 0.33}
+        return {**figures, "accuracy_export": figures["accuracy_source"] - 0.33, "accuracy_drop_points": 33.0}
 
     monkeypatch.setattr(exporter, "compare", worse)
     with pytest.raises(VerificationError, match="a drop of 33.00 points > --max-drop 1"):

@@ -147,6 +147,8 @@ def test_compression_report_compares_every_format(tmp_path_factory, tmp_path):
     median_source = float(np.median([v["source"]["throughput_b32"] for v in verifications]))
     assert f"{median_source:.1f}" in table[0]
     assert "<table>" in (tmp_path / "report.html").read_text() and (tmp_path / "latency_accuracy.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="one source"):
+        write_compression_report(tmp_path, [verifications[0], exported(tmp_path_factory, "image", "onnx").verification], "mixed")
 
 
 def test_onnx_int8_graph_is_smaller_than_the_float_graph(tmp_path_factory):

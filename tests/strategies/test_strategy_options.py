@@ -170,3 +170,33 @@ def test_l2sp_keeps_the_backbone_closer_to_its_start(text_csv, tmp_path):
         return sum(float(((trained[n] - p) ** 2).sum()) for n, p in source.items() if n in trained) ** 0.5
 
     assert distance("full+l2sp:alpha=100,beta=0.01") < 0.5 * distance("full")
+
+
+def test_a_killed_lora_run_resumes_to_the_same_adapter(text_csv, tmp_path, monkeypatch):
+    """The checkpoint holds the wrapped model; resuming re-wraps it and ends where an unbroken run ends."""
+    import transferkit.train.loop as loop
+    from safetensors.torch import load_file
+
+    options = dict(data=str(text_csv), model="tiny-bert", strategy="lora", epochs=3, batch_size=8, lr=1e-3, quiet=True,
+                   patience=0, skip_before=True)
+    unbroken = transferkit.fit(out=str(tmp_path / "unbroken"), **options).model_dir
+
+    class Killed(Exception):
+        pass
+
+    real_save, saved = loop.save_checkpoint, []
+
+    def save_then_die(*args, **kwargs):
+        real_save(*args, **kwargs)
+        saved.append(1)
+        if len(saved) == 2:  # killed after the second epoch's checkpoint
+            raise Killed
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
+    with pytest.raises(Killed):
+        transferkit.fit(out=str(tmp_path / "resumed"), **options)
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    resumed = transferkit.fit(out=str(tmp_path / "resumed"), resume=True, **options).model_dir
+    for name in ("adapter/adapter_model.safetensors", "head.safetensors"):
+        left, right = load_file(str(unbroken / name)), load_file(str(resumed / name))
+        assert left.keys() == right.keys() and all(torch.equal(left[k], right[k]) for k in left), name

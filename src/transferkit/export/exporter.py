@@ -94,6 +94,9 @@ def _check_source(fmt: ExportFormat, meta: dict[str, Any], directory: Path) -> N
     if not current.float_weights:
         raise ConfigError(f"{directory} is already a {current.name} export; export from its float32 source "
                           f"{meta['export']['source']['path']}")
+    if "adapter" in meta["backbone"]:  # only the adapter is stored: pruning or quantizing the base would be lost
+        raise ConfigError(f"{directory} holds a {meta['backbone']['adapter'].get('method', 'peft')} adapter, not a "
+                          f"standalone model; run `transferkit merge --model {directory} --out DIR` and export DIR")
     if meta["modality"] not in fmt.modalities:
         raise ConfigError(f"--format {fmt.name} does not support {meta['backbone'].get('source', 'this')} "
                           f"({meta['modality']} backbone): {fmt.unsupported_because}")
@@ -156,9 +159,7 @@ def _verify(fmt: ExportFormat, source: Source, staging: Path, test: Split, descr
         (source_logits, source_timing), (logits, timing) = run_fresh([source.directory, staging], test.items, Path(work), repeats)
     figures = compare(test.targets, source_logits, logits)
     return {
-        "format": fmt.name, **figures,
-        "accuracy_drop_points": 100 * (figures["accuracy_source"] - figures["accuracy_export"]),
-        "max_drop_points": max_drop,
+        "format": fmt.name, **figures, "max_drop_points": max_drop,
         "size_mb": size_mb, "latency_ms_b1": timing["latency_ms_b1"], "throughput_b32": timing["throughput_b32"],
         "speedup_b32": timing["throughput_b32"] / source_timing["throughput_b32"],
         "source": {"path": str(source.directory.resolve()), "size_mb": directory_mb(source.directory),

@@ -33,6 +33,8 @@ def read_verification(directory: Path) -> dict[str, Any]:
 
 def records(verifications: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One record for the fp32 source (medians over its measurements), then one per export."""
+    if len({(v["source"]["path"], v["data"]) for v in verifications}) != 1:
+        raise ValueError("a compression report compares exports of one source verified on the same data")
     source = {"format": "fp32", "accuracy": verifications[0]["accuracy_source"], "agreement": 1.0,
               "max_abs_logit_diff": 0.0, "accuracy_drop_points": 0.0, "speedup_b32": 1.0,
               **{key: statistics.median(v["source"][key] for v in verifications)

@@ -11,6 +11,9 @@ logits on the given items (`.npy`, read back with allow_pickle=False) and its ti
 - latency_ms_b1: median milliseconds of one `logits([item])` call over the first
   `LATENCY_EXAMPLES` items × `repeats`: the end-to-end cost of predicting one example.
 
+The artifacts of one call are timed in turn (source, export, source, export, ...), so they share
+whatever else the machine is doing at the time.
+
 Timing uses the machine's default threads (recorded: PyTorch's intra-op threads; ONNX Runtime's
 default pool of one thread per physical core). The parent compares the artifacts' logits:
 agreement (share of identical predicted classes), max |Δ logit| and accuracy against the labels.
@@ -25,7 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,34 +69,40 @@ def thread_settings() -> dict[str, Any]:
             "onnxruntime_intra_op_threads": "default (one per physical core)"}
 
 
-def measure(model_dir: Path, items: list[Any], repeats: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """Logits of the artifact at `model_dir` on `items`, and its timings (see the module docstring).
+def _seconds(call: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
 
-    The logits are those of a default `transferkit.load(model_dir)`, what users get (dynamic
-    int8 scales activations per batch, so the batch size can matter); that pass is also the warm-up."""
+
+def measure(model_dirs: Sequence[Path], items: list[Any], repeats: int) -> list[tuple[np.ndarray, dict[str, Any]]]:
+    """Logits and timings (see the module docstring) of each artifact on `items`.
+
+    The logits are those of a default `transferkit.load`, what users get (dynamic int8 scales
+    activations per batch, so the batch size can matter); that pass is also the warm-up. The
+    timed runs alternate between the artifacts, so a busy spell on the machine slows all alike."""
     from ..predictor import load
 
-    predictor = load(model_dir)
-    logits = predictor.logits(items)
-    predictor.batch_size = BATCH_SIZE
-    passes = []
+    predictors = [load(model_dir) for model_dir in model_dirs]
+    logits = [predictor.logits(items) for predictor in predictors]
+    passes: list[list[float]] = [[] for _ in predictors]
+    single: list[list[float]] = [[] for _ in predictors]
+    for predictor in predictors:
+        predictor.batch_size = BATCH_SIZE
     for _ in range(repeats):
-        started = time.perf_counter()
-        predictor.logits(items)
-        passes.append(time.perf_counter() - started)
-    single = []
-    for _ in range(repeats):
+        for i, predictor in enumerate(predictors):
+            passes[i].append(_seconds(lambda: predictor.logits(items)))
         for item in items[:LATENCY_EXAMPLES]:
-            started = time.perf_counter()
-            predictor.logits([item])
-            single.append(time.perf_counter() - started)
-    timing = {"throughput_b32": len(items) / statistics.median(passes), "latency_ms_b1": 1000 * statistics.median(single),
-              "repeats": repeats, "latency_examples": min(len(items), LATENCY_EXAMPLES), "threads": thread_settings()}
-    return logits, timing
+            for i, predictor in enumerate(predictors):
+                single[i].append(_seconds(lambda: predictor.logits([item])))
+    return [(logits[i], {"throughput_b32": len(items) / statistics.median(passes[i]),
+                         "latency_ms_b1": 1000 * statistics.median(single[i]), "repeats": repeats,
+                         "latency_examples": min(len(items), LATENCY_EXAMPLES), "threads": thread_settings()})
+            for i in range(len(predictors))]
 
 
 def run_fresh(model_dirs: Sequence[Path], items: Sequence[Any], workdir: Path, repeats: int = 1) -> list[tuple[np.ndarray, dict]]:
-    """`measure` each artifact, in order, in one new Python process; (logits, timing) per artifact."""
+    """`measure` the artifacts in one new Python process; (logits, timing) per artifact, in order."""
     items_file = write_items(items, workdir)
     package_root = str(Path(__file__).resolve().parents[2])  # makes the same transferkit importable there
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
@@ -109,10 +118,13 @@ def run_fresh(model_dirs: Sequence[Path], items: Sequence[Any], workdir: Path, r
 
 def compare(targets: np.ndarray, source: np.ndarray, exported: np.ndarray) -> dict[str, float]:
     """How closely the export reproduces the source on labelled examples."""
+    right_source = int(np.sum(source.argmax(axis=1) == targets))
+    right_export = int(np.sum(exported.argmax(axis=1) == targets))
     return {"agreement": float(np.mean(source.argmax(axis=1) == exported.argmax(axis=1))),
             "max_abs_logit_diff": float(np.max(np.abs(source - exported))),
-            "accuracy_source": float(np.mean(source.argmax(axis=1) == targets)),
-            "accuracy_export": float(np.mean(exported.argmax(axis=1) == targets))}
+            "accuracy_source": right_source / len(targets), "accuracy_export": right_export / len(targets),
+            # From counts, so one example in 100 is exactly 1.0 point (not 1.0000000000000009).
+            "accuracy_drop_points": 100 * (right_source - right_export) / len(targets)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -123,13 +135,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="writes <i>.npy (logits) and <i>.json (timing) here")
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args(argv)
-    items = read_items(args.items)
-    for i, model_dir in enumerate(args.models):
-        try:
-            logits, timing = measure(model_dir, items, args.repeats)
-        except TransferkitError as exc:  # one line for the parent to report
-            print(f"{model_dir}: {exc}", file=sys.stderr)
-            return 2
+    try:
+        measured = measure(args.models, read_items(args.items), args.repeats)
+    except TransferkitError as exc:  # one line for the parent to report
+        print(exc, file=sys.stderr)
+        return 2
+    for i, (logits, timing) in enumerate(measured):
         np.save(args.out / f"{i}.npy", np.ascontiguousarray(logits, dtype=np.float32), allow_pickle=False)
         (args.out / f"{i}.json").write_text(json.dumps(timing), encoding="utf-8")
     return 0
