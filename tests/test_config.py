@@ -29,7 +29,8 @@ def non_default_values(tmp_path: Path) -> dict:
         "model": "tiny-bert", "strategy": "freeze-bottom:1", "max_length": 64, "image_size": 96, "dropout": 0.2,
         "epochs": 5, "lr": 1e-4, "head_lr": 2e-3, "layer_decay": 0.8, "batch_size": 8, "eval_batch_size": 32, "optimizer": "sgd",
         "momentum": 0.8, "weight_decay": 0.0, "scheduler": "cosine", "warmup_ratio": 0.05, "grad_clip": 0.5,
-        "seed": 7, "patience": 0, "metric": "rmse", "eval_every": 10, "bucket": False, "skip_before": True,
+        "seed": 7, "patience": 0, "metric": "rmse", "eval_every": 10, "bucket": False, "precision": "fp32",
+        "cache_frozen": False, "threads": 1, "skip_before": True,
         "out": str(tmp_path / "run"), "quiet": True, "resume": True, "overwrite": True,
     }
 

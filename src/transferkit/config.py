@@ -89,7 +89,8 @@ class FitConfig:
     eval_data: list[str] = opt([], "extra datasets to evaluate BEFORE/AFTER on, e.g. builtin:vader-amazon")
     # --- model and adaptation -----------------------------------------------------------------
     model: str = opt("minilm-l6", "source model: a zoo name, dir:PATH or hf:ORG/NAME")
-    strategy: str = opt("full", "adaptation strategy, e.g. linear-probe, freeze-bottom:4, full, head-then-full")
+    strategy: str = opt("full", "adaptation strategy, e.g. linear-probe, freeze-bottom:4, full, head-then-full, "
+                                "gradual-unfreeze, lora:r=8, ia3, prefix, bitfit; +l2sp:alpha=0.01 adds L2-SP")
     max_length: int = opt(128, "maximum tokens per text (longer texts are truncated)")
     image_size: int | None = opt(None, "image side in pixels (default: the backbone's own)")
     dropout: float = opt(0.1, "dropout before the task head")
@@ -111,6 +112,11 @@ class FitConfig:
     metric: str = opt("auto", "validation metric for early stopping (auto: accuracy or rmse)")
     eval_every: int = opt(0, "validate every N optimizer steps (0: once per epoch)")
     bucket: bool = opt(True, "length-bucketed batching for text (less padding)")
+    # --- speed (none of these changes what is computed beyond rounding; see README "Speed") --------
+    precision: str = opt("auto", "training arithmetic: bf16 autocast or fp32 (auto: bf16 where the CPU has "
+                                 "native bf16, AVX512-BF16/AMX; else fp32)", choices=("auto", "bf16", "fp32"))
+    cache_frozen: bool = opt(True, "freeze-bottom:K: compute the frozen bottom's outputs once and train the top on them")
+    threads: int | None = opt(None, "CPU threads per process (default: the CPUs available / processes on this machine)")
     # --- run -------------------------------------------------------------------------------------
     skip_before: bool = opt(False, "skip the BEFORE (unadapted) evaluation")
     out: str | None = opt(None, "run directory (default runs/<timestamp>-<name>)")
@@ -132,6 +138,7 @@ class FitConfig:
             (self.val_fraction + self.test_fraction < 0.9, "val_fraction + test_fraction must leave data to train on"),
             (self.patience >= 0 and self.eval_every >= 0, "patience and eval_every must be >= 0"),
             (self.train_size is None or self.train_size >= 2, "train_size must be >= 2"),
+            (self.threads is None or self.threads >= 1, "threads must be >= 1"),
             (self.data is not None or self.train is not None, "give --data PATH|builtin:NAME, or --train FILE"),
         ]
         for ok, message in checks:

@@ -229,7 +229,7 @@ def _assemble_metrics(cfg: FitConfig, data: TaskData, teacher: Predictor, settin
         latency = measure_latency(trained.model, trained.model.backbone.preprocessor, items)
         entries[name] = {**_model_entry(data, logits, trained.model, latency, cfg.seed),
                          **_closeness(data.test.targets, teacher_test, logits, cfg.seed),
-                         "trainable_params": trained.trainable, "train_seconds": trained.result.train_seconds,
+                         "trainable_params": trained.trainable, "train_seconds": trained.seconds,
                          "epochs_run": trained.result.state.epoch, "best_step": trained.result.state.best_step}
     correct = {name: _hits(logits, data.test.targets) for name, logits in (("plain", plain[1]), ("distilled", distilled[1]))}
     agrees = {name: _hits(logits, teacher_test.argmax(axis=1)) for name, logits in (("plain", plain[1]), ("distilled", distilled[1]))}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,18 +13,24 @@ from .data.batching import EncodedDataset, LengthBucketSampler, make_collate
 from .zoo.base import Backbone, Preprocessor
 
 
+def sorted_batches(dataset: EncodedDataset, collate: Callable, batch_size: int
+                   ) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
+    """(indices, batch) over length-sorted batches (least padding), without labels."""
+    for indices in LengthBucketSampler(dataset.sizes, batch_size, shuffle=False):
+        batch = collate([dataset[i] for i in indices])
+        batch.pop("labels", None)
+        yield indices, batch
+
+
 def run_batches(
     fn: Callable[[dict[str, torch.Tensor]], torch.Tensor], dataset: EncodedDataset,
     collate: Callable, batch_size: int,
 ) -> np.ndarray:
     """Apply `fn` to length-sorted batches under inference_mode; rows come back in input order."""
-    sampler = LengthBucketSampler(dataset.sizes, batch_size, shuffle=False)
     outputs: list[np.ndarray] = []
     order: list[int] = []
     with torch.inference_mode():
-        for indices in sampler:
-            batch = collate([dataset[i] for i in indices])
-            batch.pop("labels", None)
+        for indices, batch in sorted_batches(dataset, collate, batch_size):
             outputs.append(fn(batch).float().cpu().numpy())
             order.extend(indices)
     if not outputs:

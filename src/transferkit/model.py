@@ -22,6 +22,9 @@ class TransferModel(nn.Module):
         # Modules a strategy trains alongside (e.g. a domain discriminator): part of the model, so
         # optimizers, checkpoints and Accelerate see them, but never saved in the artifact.
         self.aux = nn.ModuleDict()
+        # Layer groups [0, frozen_bottom) are frozen for the whole run (freeze-bottom:K): they run
+        # in eval mode, and their output may be computed once (frozen.py).
+        self.frozen_bottom = 0
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         features = batch["features"] if "features" in batch else self.backbone(batch)
@@ -31,10 +34,12 @@ class TransferModel(nn.Module):
         return self.head.loss(outputs["logits"], batch["labels"])
 
     def train(self, mode: bool = True) -> TransferModel:
-        """Like nn.Module.train, but frozen normalisation layers stay in eval mode.
+        """Like nn.Module.train, but frozen normalisation layers and a frozen bottom stay in eval mode.
 
         A frozen BatchNorm must not keep updating its running statistics from the new data, or
-        the "frozen" backbone drifts anyway (the classic linear-probe-on-a-CNN pitfall).
+        the "frozen" backbone drifts anyway (the classic linear-probe-on-a-CNN pitfall). A frozen
+        bottom (freeze-bottom:K) is a fixed function of the input, without dropout, so computing
+        it once gives exactly what computing it every step would.
         """
         super().train(mode)
         if mode:
@@ -43,6 +48,8 @@ class TransferModel(nn.Module):
                     params = list(module.parameters(recurse=False))
                     if params and not any(p.requires_grad for p in params):
                         module.eval()
+            for module in self.backbone.bottom_modules(self.frozen_bottom):
+                module.eval()
         return self
 
     def parameter_counts(self) -> tuple[int, int]:

@@ -27,6 +27,8 @@ from .evaluation.report import model_card, write_report
 from .export.adapters import adapter_card, adapter_size_note
 from .export.artifact import read_meta, save_artifact
 from .features import cached_features, source_hash
+from .frozen import frozen_bottom_sets
+from .hardware import cached_peak, configure_threads
 from .inference import model_logits
 from .heads import make_head
 from .io_utils import previous_version, write_json_atomic
@@ -35,6 +37,7 @@ from .runs import Log, claim_run_dir, default_run_dir, start_run_dir
 from .strategies import OptimConfig, Strategy, parse_strategy
 from .train.callbacks import HistoryWriter, ProgressBar
 from .train.loop import TrainResult, train
+from .train.throughput import throughput_record
 from .zoo import Backbone, load_backbone
 from .zoo.text import quiet_transformers
 
@@ -43,7 +46,8 @@ from .zoo.text import quiet_transformers
 class FitResult:
     run_dir: Path
     model_dir: Path
-    metrics: dict[str, Any]
+    metrics: dict[str, Any]  # empty in the other processes of a distributed run: the main one evaluates
+    is_main_process: bool = True
 
 
 def resolve_config(config: str | Path | FitConfig | None = None, **overrides: Any) -> FitConfig:
@@ -65,9 +69,16 @@ def fit(config: str | Path | FitConfig | None = None, **overrides: Any) -> FitRe
 
 
 def run_fit(cfg: FitConfig) -> FitResult:
+    from accelerate import PartialState
+
     quiet_transformers()
-    log = Log(cfg.quiet)
-    run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg.model, cfg.strategy)
+    # One process, or one of several under `accelerate launch` / `torchrun` (data-parallel
+    # training): every process trains; only the main one writes the run and its artifact.
+    processes = PartialState(cpu=True)  # CPU training; with cpu=True a torchrun launch means DDP over gloo
+    main = processes.is_main_process
+    log = Log(cfg.quiet or not main)
+    configure_threads(cfg.threads)
+    run_dir = _run_dir(cfg, processes)
     claim_run_dir(run_dir, cfg.overwrite, cfg.resume)
     torch.manual_seed(cfg.seed)
 
@@ -80,27 +91,60 @@ def run_fit(cfg: FitConfig) -> FitResult:
     source_sha256 = source_hash(backbone)  # of the source weights, before training changes them
     check_compatible(backbone, strategy, data, cfg)
 
-    start_run_dir(run_dir, cfg.overwrite, cfg.resume)
-    cfg.save_yaml(run_dir / "config.yaml")
-    write_json_atomic(run_dir / "split.json", data.split_record(cfg.seed))
+    processes.wait_for_everyone()  # every process has checked the run directory before it changes
+    if main:
+        start_run_dir(run_dir, cfg.overwrite, cfg.resume)
+        cfg.save_yaml(run_dir / "config.yaml")
+        write_json_atomic(run_dir / "split.json", data.split_record(cfg.seed))
     log(f"{data.origin}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test, "
         f"{data.num_outputs if data.task == 'classification' else 'regression'} "
         f"{'classes' if data.task == 'classification' else 'target'}")
 
     needs_features = strategy.uses_feature_cache or not cfg.skip_before
-    features = frozen_features(backbone, data, eval_sets, cfg, log) if needs_features else {}
-    before = None
-    if not cfg.skip_before:
-        baseline = (majority_baseline(data.train.targets, data.task) if strategy.uses_feature_cache
-                    else linear_probe_baseline(features["train"], data.train.targets, features["val"],
-                                               data.val.targets, data.task, cfg.seed))
-        before = {name: (baseline, baseline.predict(features[name])) for name in eval_sets}
+    features_started = time.perf_counter()
+    with processes.main_process_first():  # the other processes then read the main one's feature cache
+        features = frozen_features(backbone, data, eval_sets, cfg, log) if needs_features else {}
+    features_seconds = time.perf_counter() - features_started
+    before = before_outputs(cfg, strategy, data, eval_sets, features) if main and not cfg.skip_before else None
 
     trained = train_model(cfg, data, strategy, backbone, features, log, checkpoint_dir=run_dir / "checkpoint",
-                          history_path=run_dir / "history.csv")
-    model, result = trained.model, trained.result
+                          history_path=run_dir / "history.csv" if main else None,
+                          features_seconds=features_seconds if strategy.uses_feature_cache else 0.0)
+    if main:
+        metrics = finish_run(cfg, run_dir, data, strategy, eval_sets, features, before, trained, source_sha256, log)
+    processes.wait_for_everyone()
+    return FitResult(run_dir, run_dir / "model", metrics if main else {}, is_main_process=main)
+
+
+def _run_dir(cfg: FitConfig, processes: Any) -> Path:
+    """--out, else a timestamped default — the main process's, so that every process agrees."""
+    if cfg.out:
+        return Path(cfg.out)
+    from accelerate.utils import broadcast_object_list
+
+    chosen = [str(default_run_dir(cfg.model, cfg.strategy))]
+    if processes.num_processes > 1:
+        broadcast_object_list(chosen)
+    return Path(chosen[0])
+
+
+def before_outputs(cfg: FitConfig, strategy: Strategy, data: TaskData, eval_sets: dict[str, Split],
+                   features: dict[str, np.ndarray]) -> dict[str, tuple[Baseline, np.ndarray]]:
+    """BEFORE on every evaluation set: a probe on the frozen features (or, when the strategy is
+    itself a probe, the majority class)."""
+    baseline = (majority_baseline(data.train.targets, data.task) if strategy.uses_feature_cache
+                else linear_probe_baseline(features["train"], data.train.targets, features["val"],
+                                           data.val.targets, data.task, cfg.seed))
+    return {name: (baseline, baseline.predict(features[name])) for name in eval_sets}
+
+
+def finish_run(cfg: FitConfig, run_dir: Path, data: TaskData, strategy: Strategy, eval_sets: dict[str, Split],
+               features: dict[str, np.ndarray], before: dict | None, trained: Trained, source_sha256: str,
+               log: Log) -> dict[str, Any]:
+    """AFTER on every evaluation set, the comparison, the artifact, metrics.json and the report."""
+    model = trained.model
     after = {name: after_outputs(model, strategy, split, features.get(name), cfg) for name, split in eval_sets.items()}
-    metrics = _assemble_metrics(cfg, data, eval_sets, before, after, result, strategy, trained.trainable, trained.total)
+    metrics = _assemble_metrics(cfg, data, eval_sets, before, after, trained, strategy)
     model_dir = run_dir / "model"
     meta = artifact_meta(cfg, data, source_sha256, strategy, metrics)
     save_artifact(model_dir, model, meta, lambda full: model_card(full, metrics) + "\n".join(adapter_card(full)),
@@ -108,12 +152,12 @@ def run_fit(cfg: FitConfig) -> FitResult:
     if note := adapter_size_note(read_meta(model_dir)):
         log(note)
     write_json_atomic(run_dir / "metrics.json", metrics)
-    write_report(run_dir, metrics, result.history, data.label_names)
+    write_report(run_dir, metrics, trained.result.history, data.label_names)
     for leftover in (run_dir / "checkpoint", previous_version(run_dir / "checkpoint")):
         shutil.rmtree(leftover, ignore_errors=True)  # the artifact supersedes the checkpoint
     log(metrics["verdict"])
     log(f"report: {run_dir / 'report.html'}")
-    return FitResult(run_dir, model_dir, metrics)
+    return metrics
 
 
 def load_task_data(cfg: FitConfig) -> TaskData:
@@ -129,17 +173,26 @@ def load_task_data(cfg: FitConfig) -> TaskData:
 class Trained:
     model: TransferModel
     result: TrainResult
-    trainable: int
+    trainable: int  # the most parameters that trained at any point
     total: int
+    preparation_seconds: float = 0.0  # encoding the examples, and a frozen bottom computed once
+    trainable_at_start: int = 0
+
+    @property
+    def seconds(self) -> float:
+        """What training cost: preparing its inputs plus the loop."""
+        return self.preparation_seconds + self.result.train_seconds
 
 
 def train_model(cfg: FitConfig, data: TaskData, strategy: Strategy, backbone: Backbone,
                 features: dict[str, np.ndarray], log: Log, *, extras: dict[str, np.ndarray] | None = None,
-                checkpoint_dir: Path | None = None, history_path: Path | None = None) -> Trained:
+                checkpoint_dir: Path | None = None, history_path: Path | None = None,
+                features_seconds: float = 0.0) -> Trained:
     """A fresh head on `backbone`, prepared by `strategy`, trained on `data.train`.
 
     `extras` are per-training-example arrays every batch carries (e.g. a teacher's logits);
-    `features` are the frozen features a feature-cache strategy trains on.
+    `features` are the frozen features a feature-cache strategy trains on, and `features_seconds`
+    what computing them cost (part of this training's time; zero when the disk cache had them).
     """
     torch.manual_seed(cfg.seed)
     head = make_head(data.task, backbone.feature_dim, data.num_outputs, cfg.dropout, data.train.targets)
@@ -149,12 +202,19 @@ def train_model(cfg: FitConfig, data: TaskData, strategy: Strategy, backbone: Ba
     log(f"strategy {strategy.spec()}: {trainable:,} of {total:,} parameters trainable ({100 * trainable / total:.2f}%)"
         f"{strategy.schedule_note()}")
 
+    prepared = time.perf_counter()
     train_set, val_set, collate = _training_sets(model, strategy, data, features, extras)
+    if model.frozen_bottom and cfg.cache_frozen:
+        if cached := frozen_bottom_sets(model, train_set, val_set, cfg.eval_batch_size, log):
+            train_set, val_set, collate = cached.train, cached.val, cached.collate
+    preparation_seconds = time.perf_counter() - prepared + features_seconds
     result = train(model, strategy, train_set, val_set, collate, cfg, data.label_names, checkpoint_dir=checkpoint_dir,
-                   callbacks=[ProgressBar(cfg.quiet), HistoryWriter(history_path)])
+                   callbacks=[ProgressBar(log.quiet), HistoryWriter(history_path)])
     log(f"trained {result.state.epoch} epoch(s) in {result.train_seconds:.1f}s"
         + (f"; {result.state.stop_reason}" if result.state.stop_reason else ""))
-    return Trained(model, result, trainable, total)
+    # A schedule that unfreezes (head-then-full, gradual-unfreeze) trained more than it started with.
+    return Trained(model, result, max(trainable, result.most_trainable), total, preparation_seconds,
+                   trainable_at_start=trainable)
 
 
 def _eval_split(spec: str, cfg: FitConfig, data: TaskData) -> Split:
@@ -231,22 +291,31 @@ def _compare(cfg: FitConfig, data: TaskData, split: Split, before: tuple[Baselin
     return entry
 
 
-def _assemble_metrics(cfg, data, eval_sets, before, after, result, strategy, trainable, total) -> dict[str, Any]:
+def _assemble_metrics(cfg, data, eval_sets, before, after, trained: Trained, strategy) -> dict[str, Any]:
     compared = {name: _compare(cfg, data, split, before[name] if before else None, after[name])
                 for name, split in eval_sets.items()}
     test = compared.pop("test")
-    unit = "tokens" if data.modality == "text" else "images"
-    seconds = max(result.train_seconds, 1e-9)
+    result = trained.result
     return {
         "task": data.task, "model": cfg.model, "strategy": strategy.spec(), "data": data.origin,
         **test, "verdict": test.get("verdict", "BEFORE was skipped (--skip-before); no comparison."),
-        "n_test": len(data.test), "train_seconds": result.train_seconds,
-        "trainable_params": trainable, "total_params": total,
+        "n_test": len(data.test), "train_seconds": trained.seconds, "preparation_seconds": trained.preparation_seconds,
+        "trainable_params": trained.trainable, "trainable_params_at_start": trained.trainable_at_start,
+        "total_params": trained.total,
         "epochs_run": result.state.epoch, "best_step": result.state.best_step,
         "stopped_early": bool(result.state.stop_reason), "stop_reason": result.state.stop_reason,
-        "throughput": {"examples_per_s": result.examples_seen / seconds, f"useful_{unit}_per_s": result.units_seen / seconds},
+        "throughput": throughput(result, "tokens" if data.modality == "text" else "images"),
         "eval_sets": compared, "notes": data.notes,
     }
+
+
+def throughput(result: TrainResult, unit: str) -> dict[str, Any]:
+    """Examples and useful units per second, and the share of this machine's peak a step reached."""
+    flops, flop_positions = result.step_flops
+    return throughput_record(examples=result.examples_seen, units=result.units_seen, positions=result.positions_seen,
+                             seconds=result.train_seconds, step_seconds=result.step_seconds, flops=flops,
+                             flop_positions=flop_positions, peak=cached_peak(), precision=result.precision,
+                             threads=result.threads, processes=result.processes, unit=unit)
 
 
 def artifact_meta(cfg, data, source_sha256, strategy, metrics) -> dict[str, Any]:

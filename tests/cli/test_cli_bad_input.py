@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_sentences, write_csv, write_image_folder
+from conftest import make_sentences, one_torch_thread, write_csv, write_image_folder
 from transferkit.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,10 +43,8 @@ def run_cli(*args: object, timeout: float = 240) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module", autouse=True)
 def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield
 
 
 def snapshot(directory: Path) -> dict[str, tuple[int, int]]:

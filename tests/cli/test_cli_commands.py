@@ -23,7 +23,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from conftest import make_sentences, write_csv, write_image_folder
+from conftest import make_sentences, one_torch_thread, write_csv, write_image_folder
 from transferkit.cli.main import main
 from transferkit.config import FitConfig
 
@@ -50,11 +50,8 @@ def run_cli(*args: object, input: str | None = None, timeout: float = 180) -> su
 
 @pytest.fixture(scope="module", autouse=True)
 def _one_torch_thread():
-    # Two intra-op threads on a busy two-core machine make tiny models 10-50x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield
 
 
 def tiny_fit_args(data: Path, out: Path, model: str = "tiny-bert", epochs: int = 2) -> list[str]:

@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 
 import transferkit
 import transferkit.features as features_module
-from conftest import make_sentences, write_csv, write_image_folder
+from conftest import make_sentences, one_torch_thread, write_csv, write_image_folder
 from transferkit.cli.main import main
 from transferkit.inference import backbone_features
 from transferkit.rank import kendall_tau, weighted_kendall_tau
@@ -33,10 +33,8 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 @pytest.fixture(scope="module", autouse=True)
 def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield
 
 
 def tiny_bert_copy(target: Path, change) -> Path:

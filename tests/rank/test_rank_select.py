@@ -44,6 +44,7 @@ class HeadedCNN(TinyCNNBackbone):
 @pytest.fixture(autouse=True)
 def _setup(monkeypatch: pytest.MonkeyPatch) -> None:
     torch.set_num_threads(1)
+    monkeypatch.setenv("TRANSFERKIT_THREADS", "1")
     monkeypatch.setitem(ZOO, "headed-cnn", ZooEntry(
         name="headed-cnn", modality="image", description="test model with a source head", packages=(),
         build=lambda image_size=32: HeadedCNN(image_size), is_installed=lambda: True, weights_path=lambda: None,

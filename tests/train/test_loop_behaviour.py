@@ -16,6 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import one_torch_thread
 import transferkit
 from transferkit.cli.main import main
 from transferkit.config import FitConfig
@@ -30,11 +31,8 @@ from transferkit.zoo import load_backbone
 
 @pytest.fixture(scope="module", autouse=True)
 def _one_torch_thread():
-    # Two intra-op threads on a busy two-core machine make tiny models 10-50x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield
 
 
 def fit_tiny(data: Path, out: Path, **options) -> transferkit.FitResult:

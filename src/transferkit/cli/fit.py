@@ -42,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in vars(args).items() if k not in ("config", "run", "command")}
     result = fit(args.config, **overrides)
+    if not result.is_main_process:  # in a distributed run the main process reports
+        return 0
     print(f"run: {result.run_dir}")
     print(f"model: {result.model_dir}")
     print(result.metrics["verdict"])

@@ -7,11 +7,11 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import TransferkitError
-from . import (adapt, assets, auto, compare, datasets, demo, distill, evaluate, export, fit, merge, models, predict, rank,
-               serve, update, versions)
+from . import (adapt, assets, auto, bench_peak, compare, datasets, demo, distill, evaluate, export, fit, merge, models,
+               predict, rank, serve, update, versions)
 
 COMMANDS = (fit, predict, evaluate, models, datasets, demo, assets, adapt, rank, auto, distill, serve, versions, export,
-            compare, merge, update)
+            compare, merge, update, bench_peak)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -96,7 +96,7 @@ class LengthBucketSampler(Sampler[list[int]]):
         return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def _stack_fields(pairs: list[tuple[Any, dict[str, Any]]]) -> dict[str, torch.Tensor]:
+def stack_fields(pairs: list[tuple[Any, dict[str, Any]]]) -> dict[str, torch.Tensor]:
     """'labels' and any extras, stacked per key."""
     return {key: torch.as_tensor(np.stack([fields[key] for _, fields in pairs])) for key in pairs[0][1]}
 
@@ -105,14 +105,14 @@ def make_collate(preprocessor: Preprocessor):
     """Collate (encoded, fields) pairs into one batch dict: model inputs, 'labels', extras."""
 
     def collate(pairs: list[tuple[Any, dict[str, Any]]]) -> dict[str, torch.Tensor]:
-        return {**preprocessor.collate([encoded for encoded, _ in pairs]), **_stack_fields(pairs)}
+        return {**preprocessor.collate([encoded for encoded, _ in pairs]), **stack_fields(pairs)}
 
     return collate
 
 
 def feature_collate(pairs: list[tuple[Any, dict[str, Any]]]) -> dict[str, torch.Tensor]:
     """Collate cached feature vectors (the linear-probe path skips the backbone entirely)."""
-    return {"features": torch.stack([torch.as_tensor(f) for f, _ in pairs]), **_stack_fields(pairs)}
+    return {"features": torch.stack([torch.as_tensor(f) for f, _ in pairs]), **stack_fields(pairs)}
 
 
 def make_loader(dataset: EncodedDataset, collate, batch_size: int, shuffle: bool, bucket: bool, seed: int,

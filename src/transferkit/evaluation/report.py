@@ -45,6 +45,20 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def throughput_line(t: dict[str, Any]) -> str:
+    """Examples and useful units per second, padding, and the share of the machine's peak."""
+    unit = t.get("unit", "tokens" if "useful_tokens_per_s" in t else "images")
+    parts = [f"{t['examples_per_s']:.1f} examples/s", f"{t[f'useful_{unit}_per_s']:.0f} useful {unit}/s"]
+    if "padding_share" in t:
+        parts.append(f"padding {100 * t['padding_share']:.1f}% of positions")
+    if "peak_share" in t:
+        parts.append(f"steps at {t['useful_gflops_per_s']:.1f} useful GFLOP/s = {100 * t['peak_share']:.1f}% of this "
+                     f"machine's {t['precision']} matmul peak ({t['peak_gflops']:.0f} GFLOP/s)")
+    if "threads" in t:
+        parts.append(f"{t['precision']}, {t['threads']} thread(s) × {t.get('processes', 1)} process(es)")
+    return "; ".join(parts)
+
+
 def report_sections(metrics: dict[str, Any], label_names: list[str]) -> list[tuple[str, list[str], list[list[str]]]]:
     key = "accuracy" if metrics["task"] == "classification" else "MAE"
     sections = [("Before vs after", ["evaluation set", "n", f"BEFORE {key}", f"AFTER {key}", "Δ (95% paired bootstrap CI)"],
@@ -52,7 +66,7 @@ def report_sections(metrics: dict[str, Any], label_names: list[str]) -> list[tup
     summary = [["model", metrics["model"]], ["strategy", metrics["strategy"]], ["data", metrics["data"]],
                ["trainable / total parameters", f"{metrics['trainable_params']:,} / {metrics['total_params']:,}"],
                ["training time", f"{metrics['train_seconds']:.1f} s ({metrics['epochs_run']} epochs)"],
-               ["throughput", ", ".join(f"{k.replace('_', ' ')} {v:.1f}" for k, v in metrics["throughput"].items())],
+               ["throughput", throughput_line(metrics["throughput"])],
                ["BEFORE is", metrics.get("before", {}).get("description", "skipped")]]
     sections.insert(0, ("Run", ["", ""], summary))
     if metrics["task"] == "classification":

@@ -43,7 +43,10 @@ class FreezeBottomOptions:
 
 @register_strategy
 class FreezeBottom(Strategy):
-    """The bottom K layer groups stay frozen (general features); the rest and the head train."""
+    """The bottom K layer groups stay frozen (general features); the rest and the head train.
+
+    The frozen bottom runs in eval mode (no dropout), a fixed function of the input, so the
+    pipeline computes its output once and trains the top on it every epoch (`cache_frozen`)."""
 
     name = "freeze-bottom"
     summary = "bottom K layer groups frozen, the rest fine-tuned"
@@ -54,6 +57,7 @@ class FreezeBottom(Strategy):
 
     def prepare(self, model: TransferModel) -> None:
         set_trainable(model, backbone_groups=self._trained_groups(model.backbone))
+        model.frozen_bottom = self.options.k  # frozen for the whole run: eval mode, computed once
 
     def _trained_groups(self, backbone: Backbone) -> range:
         n = len(backbone.layer_groups())

@@ -23,17 +23,26 @@ from ..inference import run_batches
 from ..model import TransferModel
 from ..strategies.base import OptimConfig, Strategy
 from .callbacks import Callback, CallbackList, EarlyStopping, TrainState
+from ..hardware import autocast, configure_threads, resolve_precision
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint, state_dict_copy
 from .optim import build_optimizer, build_scheduler
+from .throughput import step_flops
 
 
 @dataclass
 class TrainResult:
     state: TrainState
-    train_seconds: float
-    examples_seen: int
-    units_seen: int  # useful (non-padding) tokens, or images
+    train_seconds: float  # the whole loop: steps, validation, checkpoints
+    examples_seen: int  # over all processes
+    units_seen: int  # useful (non-padding) tokens, or images, over all processes
     history: list[dict[str, Any]] = field(default_factory=list)
+    positions_seen: int = 0  # batch positions including padding, over all processes
+    step_seconds: float = 0.0  # forward, backward and optimizer step only
+    precision: str = "fp32"
+    threads: int = 1
+    processes: int = 1
+    step_flops: tuple[float, int] = (0.0, 0)  # FLOPs of one step and the padded positions they covered
+    most_trainable: int = 0  # the most parameters that trained in any epoch (schedules unfreeze more)
 
 
 def training_step(model: torch.nn.Module, core: TransferModel, strategy: Strategy, batch: dict) -> dict[str, torch.Tensor]:
@@ -61,7 +70,11 @@ def train(model: TransferModel, strategy: Strategy, train_set: EncodedDataset, v
           callbacks: list[Callback] | None = None, batch_sampler: Any = None) -> TrainResult:
     from accelerate import Accelerator
 
-    accelerator = Accelerator()
+    # Under `accelerate launch` / `torchrun` this is one of several processes (DDP, gloo on CPU):
+    # each trains on its shard of every epoch's batches and gradients are averaged across them.
+    accelerator = Accelerator(cpu=True)  # transferkit trains on the CPU (the rest of the pipeline runs there)
+    threads = configure_threads(cfg.threads)
+    precision = resolve_precision(cfg.precision)
     task = cfg.task
     metric = cfg.validation_metric
 
@@ -69,26 +82,29 @@ def train(model: TransferModel, strategy: Strategy, train_set: EncodedDataset, v
     strategy.prepare(model)
     optim = OptimConfig.from_config(cfg)
     optimizer = build_optimizer(strategy.param_groups(model, optim), cfg)
-    train_loader = make_loader(train_set, collate, cfg.batch_size, shuffle=True, bucket=cfg.bucket, seed=cfg.seed,
+    plain_loader = make_loader(train_set, collate, cfg.batch_size, shuffle=True, bucket=cfg.bucket, seed=cfg.seed,
                                batch_sampler=batch_sampler)
-    total_steps = cfg.epochs * len(train_loader)
+    total_steps = cfg.epochs * len(plain_loader)
     scheduler = build_scheduler(optimizer, cfg, total_steps)
 
-    state = TrainState(epochs=cfg.epochs, steps_per_epoch=len(train_loader), metric=metric,
+    state = TrainState(epochs=cfg.epochs, steps_per_epoch=len(plain_loader), metric=metric,
                        higher_is_better=HIGHER_IS_BETTER.get(metric, True))
     best_weights: dict[str, torch.Tensor] | None = None
     # 2. Resume: weights, optimizer, schedule and loop state from the last finished epoch.
     if cfg.resume and checkpoint_dir is not None and has_checkpoint(checkpoint_dir):
         state, best_weights = load_checkpoint(checkpoint_dir, model, optimizer, scheduler)
 
-    wrapped, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
+    wrapped, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, plain_loader, scheduler)
+    state.steps_per_epoch = len(train_loader)  # this process's share of the batches
     events = CallbackList([*(callbacks or []), EarlyStopping(cfg.patience)])
     events.fire("before_fit", state)
-    started, examples, units = time.perf_counter(), 0, 0
+    started, step_seconds, most_trainable = time.perf_counter(), 0.0, 0
+    counts = torch.zeros(3, dtype=torch.long)  # examples, useful units, padded positions
 
     def run_validation() -> None:
         nonlocal best_weights
-        values = validate(model, val_set, collate, cfg.eval_batch_size, task, label_names)
+        with autocast(precision):
+            values = validate(model, val_set, collate, cfg.eval_batch_size, task, label_names)
         state.last_validation = values
         state.history.append({"epoch": state.epoch + 1, "step": state.step, "train_loss": state.last_loss,
                               **{f"val_{k}": v for k, v in values.items()}})
@@ -108,23 +124,32 @@ def train(model: TransferModel, strategy: Strategy, train_set: EncodedDataset, v
         if hasattr(train_loader, "set_epoch"):
             train_loader.set_epoch(state.epoch)
         _sampler(train_loader).set_epoch(state.epoch)
+        trained_before = _trainable(model)
         strategy.on_epoch_start(model, state.epoch)
+        if accelerator.num_processes > 1 and _trainable(model) != trained_before:
+            # DDP registers the parameters that train when it wraps the model: wrap again when
+            # a strategy unfreezes more (head-then-full, gradual unfreezing).
+            wrapped = accelerator.prepare_model(model)
+        most_trainable = max(most_trainable, sum(p.numel() for p in model.parameters() if p.requires_grad))
         wrapped.train()
         events.fire("before_epoch", state)
         losses: list[float] = []
         for batch in train_loader:
-            out = training_step(wrapped, model, strategy, batch)
+            step_started = time.perf_counter()
+            # bf16 autocast where the CPU has it: matmuls in bf16, weights and optimizer in fp32.
+            with autocast(precision):
+                out = training_step(wrapped, model, strategy, batch)
             accelerator.backward(out["loss"])
             if cfg.grad_clip > 0:
                 accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            step_seconds += time.perf_counter() - step_started
             state.step += 1
             losses.append(float(out["loss"].detach()))
             state.last_loss = float(np.mean(losses[-50:]))
-            examples += len(batch["labels"])
-            units += int(batch["attention_mask"].sum()) if "attention_mask" in batch else len(batch["labels"])
+            counts += torch.tensor(_batch_counts(batch))
             events.fire("after_batch", state)
             if cfg.eval_every and state.step % cfg.eval_every == 0:
                 run_validation()
@@ -137,12 +162,31 @@ def train(model: TransferModel, strategy: Strategy, train_set: EncodedDataset, v
         if checkpoint_dir is not None and accelerator.is_main_process:
             save_checkpoint(checkpoint_dir, model, best_weights, optimizer, scheduler, state)
 
+    train_seconds = time.perf_counter() - started
     # 3. The best validated weights, not the last ones, are the result.
     if best_weights is not None:
         model.load_state_dict(best_weights)
+    # 4. What one step computes, for the throughput accounting (train/throughput.py); in eval
+    # mode, so no BatchNorm statistics move (the arithmetic is the same).
     model.eval()
+    flops = step_flops(lambda batch: training_step(model, model, strategy, batch), model, plain_loader, precision)
     events.fire("after_fit", state)
-    return TrainResult(state, time.perf_counter() - started, examples, units, state.history)
+    examples, units, positions = (int(v) for v in accelerator.reduce(counts, reduction="sum"))
+    return TrainResult(state, train_seconds, examples, units, state.history, positions_seen=positions,
+                       step_seconds=step_seconds, precision=precision, threads=threads,
+                       processes=accelerator.num_processes, step_flops=flops, most_trainable=most_trainable)
+
+
+def _batch_counts(batch: dict[str, torch.Tensor]) -> tuple[int, int, int]:
+    """(examples, useful units, padded positions) of a batch: tokens for text, else images."""
+    examples = len(batch["labels"])
+    if "attention_mask" in batch:
+        return examples, int(batch["attention_mask"].sum()), int(batch["attention_mask"].numel())
+    return examples, examples, examples
+
+
+def _trainable(model: torch.nn.Module) -> frozenset[str]:
+    return frozenset(name for name, param in model.named_parameters() if param.requires_grad)
 
 
 def _sampler(loader: Any) -> Any:

@@ -105,6 +105,24 @@ class Backbone(nn.Module, ABC):
         """How peft adapts this backbone (LoRA, IA3, prefix tuning); None when it cannot."""
         return None
 
+    # -- running the bottom and the top apart (freeze-bottom:K computes its frozen part once) ---
+    # `bottom(batch, k)` is the output of layer groups [0, k) — per token [B, L, D] for text, a
+    # feature map [B, C, H, W] for images — and `forward` on a batch carrying that output as
+    # `frozen_state` (with `frozen_groups` = k) runs groups [k, G) only, so
+    # forward({"frozen_state": bottom(batch, k), ...}) == forward(batch) in eval mode.
+
+    supports_bottom_split: bool = False
+
+    def bottom(self, batch: dict[str, torch.Tensor], k: int) -> torch.Tensor:
+        """The output of layer groups [0, k) (backbones with `supports_bottom_split`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot run its bottom layer groups apart")
+
+    def bottom_modules(self, k: int) -> list[nn.Module]:
+        """The modules that compute layer groups [0, k): a frozen bottom runs them in eval mode
+        (no dropout, no BatchNorm updates), a fixed function of the input — which is also what
+        makes computing it once exact."""
+        return []
+
     @abstractmethod
     def save_weights(self, directory: Path) -> dict[str, Any]:
         """Write the weights (safetensors) and return the JSON spec an artifact rebuilds from."""

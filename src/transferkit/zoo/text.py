@@ -135,10 +135,57 @@ class HFTextBackbone(Backbone):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         mask = batch["attention_mask"]
-        hidden = self.encoder(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
+        if "frozen_state" in batch:  # the bottom groups' output, computed once: run the blocks above it
+            with self._running(slice(int(batch["frozen_groups"]) - 1, None), embeddings=False):
+                hidden = self.encoder(inputs_embeds=batch["frozen_state"], attention_mask=mask).last_hidden_state
+        else:
+            hidden = self.encoder(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
         hidden = hidden[:, -mask.shape[1]:]  # prompt tuning prepends virtual tokens: pool the real ones
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+    # Group 0 is the embeddings, group g ≥ 1 is block g − 1: groups [0, k) are the embeddings and
+    # blocks [0, k − 1). The encoder itself runs either part — it builds its own attention mask
+    # and (MPNet) relative position bias — with its block list cut to the part and, for the top,
+    # its embeddings module replaced by a pass-through of `inputs_embeds`. The pipeline checks
+    # that top(bottom(x)) reproduces forward(x) before it trusts this (models with a final norm
+    # after the blocks would not), and falls back to running every layer.
+
+    @property
+    def supports_bottom_split(self) -> bool:  # type: ignore[override]
+        return isinstance(getattr(self.encoder, "embeddings", None), nn.Module) and self._blocks_path() is not None
+
+    def bottom(self, batch: dict[str, torch.Tensor], k: int) -> torch.Tensor:
+        with self._running(slice(0, k - 1), embeddings=True):
+            return self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+
+    def bottom_modules(self, k: int) -> list[nn.Module]:
+        if not self.supports_bottom_split or k < 1:
+            return []
+        return [self.encoder.embeddings, *list(self.get_submodule(self._blocks_path()))[: k - 1]]
+
+    def _blocks_path(self) -> str | None:
+        """The module path of the transformer blocks' ModuleList, e.g. 'encoder.encoder.layer'."""
+        try:
+            path = _block_prefix([n for n, _ in self.named_parameters()]).rstrip(".")
+            return path if isinstance(self.get_submodule(path), nn.ModuleList) else None
+        except (ModelError, AttributeError):
+            return None
+
+    @contextlib.contextmanager
+    def _running(self, blocks: slice, embeddings: bool):
+        """The encoder with only `blocks` of its block list (and no embeddings, if not `embeddings`)."""
+        parent_path, _, name = self._blocks_path().rpartition(".")
+        parent = self.get_submodule(parent_path)
+        every_block, every_embedding = getattr(parent, name), self.encoder.embeddings
+        setattr(parent, name, nn.ModuleList(list(every_block)[blocks]))
+        if not embeddings:
+            self.encoder.embeddings = _PassThrough()
+        try:
+            yield
+        finally:
+            setattr(parent, name, every_block)
+            self.encoder.embeddings = every_embedding
 
     def layer_group_prefixes(self) -> list[list[str]]:
         # Group 0 holds everything below the first transformer block (embeddings, and for MPNet
@@ -170,6 +217,13 @@ class HFTextBackbone(Backbone):
         self.encoder.save_pretrained(encoder_dir, safe_serialization=True)
         settings = self._preprocessor.save(encoder_dir)
         return {"family": self.family, "path": "encoder", **settings}
+
+
+class _PassThrough(nn.Module):
+    """Stands in for an encoder's embeddings when the input is already a hidden state."""
+
+    def forward(self, inputs_embeds: torch.Tensor | None = None, **_: Any) -> torch.Tensor:
+        return inputs_embeds
 
 
 # MPNet's attention projections are attention.attn.{q,k,v,o}; its feed-forward is BERT's.

@@ -105,8 +105,32 @@ class EfficientNetBackbone(CNNBackbone):
         self.net = net
         self._block_count = len(net._blocks)
 
+    supports_bottom_split = True
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.net.extract_features(batch["pixel_values"]).mean(dim=(2, 3))
+        # The library's `extract_features`, written out so that it can start above a frozen
+        # bottom: stem, then the MBConv blocks (drop-connect rate growing with depth), then head.
+        net = self.net
+        if "frozen_state" in batch:
+            x, start = batch["frozen_state"], int(batch["frozen_groups"]) - 1
+        else:
+            x, start = net._swish(net._bn0(net._conv_stem(batch["pixel_values"]))), 0
+        x = self._blocks(x, start, self._block_count)
+        return net._swish(net._bn1(net._conv_head(x))).mean(dim=(2, 3))
+
+    def _blocks(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        rate = self.net._global_params.drop_connect_rate
+        for index in range(start, min(stop, self._block_count)):
+            x = self.net._blocks[index](x, drop_connect_rate=rate * (float(index) / self._block_count) if rate else rate)
+        return x
+
+    def bottom(self, batch: dict[str, torch.Tensor], k: int) -> torch.Tensor:
+        """Groups [0, k): the stem (group 0) and blocks [0, k − 1)."""
+        net = self.net
+        return self._blocks(net._swish(net._bn0(net._conv_stem(batch["pixel_values"]))), 0, k - 1)
+
+    def bottom_modules(self, k: int) -> list[nn.Module]:
+        return [self.net._conv_stem, self.net._bn0, *list(self.net._blocks)[: max(k - 1, 0)]] if k >= 1 else []
 
     def source_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """ImageNet logits of the original classifier (for LEEP / NCE)."""
@@ -149,8 +173,18 @@ class TinyCNNBackbone(CNNBackbone):
             for cin, cout in zip(channels[:-1], channels[1:])
         ))
 
+    supports_bottom_split = True
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.blocks(batch["pixel_values"]).mean(dim=(2, 3))
+        if "frozen_state" in batch:  # the output of the first k blocks, computed once
+            return self.blocks[int(batch["frozen_groups"]):](batch["frozen_state"]).mean(dim=(2, 3))
+        return self.blocks(batch["pixel_values"]).mean(dim=(2, 3))  # (peft may have wrapped `blocks`)
+
+    def bottom(self, batch: dict[str, torch.Tensor], k: int) -> torch.Tensor:
+        return self.blocks[:k](batch["pixel_values"])
+
+    def bottom_modules(self, k: int) -> list[nn.Module]:
+        return list(self.blocks)[:k] if k >= 1 else []
 
     def layer_group_prefixes(self) -> list[list[str]]:
         return [[f"blocks.{i}."] for i in range(3)]
