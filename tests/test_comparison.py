@@ -46,7 +46,7 @@ def test_summary_mean_and_std_over_seeds_and_ci_for_one_seed():
     assert full["accuracy_std"] == pytest.approx(np.std([0.80, 0.84], ddof=1))
     assert lora["accuracy_ci95"] == pytest.approx([0.74, 0.84])
     rows = table_rows([full, lora])
-    assert rows[0][1] == "0.8200 ± 0.0283" and rows[0][3] == "10 (1.00%)"
+    assert rows[0][1] == "0.8200 ± 0.0283" and rows[0][3] == "10 / 1,000 (1.00%)"
     assert rows[1][1] == "0.7900 [0.7400, 0.8400]"
 
 
@@ -74,6 +74,26 @@ def test_compare_end_to_end(text_csv, tmp_path, capsys):
     result = compare("linear-probe,lora:r=2,alpha=4", 1, out, resume=True, data=str(text_csv), model="tiny-bert",
                      epochs=1, quiet=True)
     assert result.records == records
+
+
+def test_compare_over_two_seeds_reports_mean_and_std_and_each_parameter_count(text_csv, tmp_path, capfd):
+    out = tmp_path / "cmp"
+    result = compare("linear-probe,head-then-full", 2, out, data=str(text_csv), model="tiny-bert", epochs=2)
+    log = capfd.readouterr().err  # the runs' own processes write to the same stderr
+    records = json.loads((out / "compare.json").read_text())
+    assert [(r["strategy"], r["seed"]) for r in records] == [("linear-probe", 0), ("head-then-full", 0),
+                                                             ("linear-probe", 1), ("head-then-full", 1)]
+    probe, unfreezing = records[0], records[1]
+    # Each run says what trains when it starts; compare then says what each run trained in all.
+    assert log.count("parameters trainable") == 4 and log.count("parameters trained (") == 4
+    assert f"{probe['trainable_params']:,} of {probe['total_params']:,} parameters trained" in log
+    # head-then-full starts with the head only but ends training every used parameter: that is what it costs.
+    assert unfreezing["trainable_params"] > 100 * probe["trainable_params"]
+    summary = {entry["strategy"]: entry for entry in result.summary}
+    accuracies = [r["accuracy"] for r in records if r["strategy"] == "head-then-full"]
+    assert summary["head-then-full"]["accuracy_mean"] == pytest.approx(sum(accuracies) / 2)
+    assert summary["head-then-full"]["accuracy_std"] == pytest.approx(abs(accuracies[0] - accuracies[1]) / 2 ** 0.5)
+    assert "±" in (out / "report.md").read_text()
 
 
 @pytest.mark.parametrize("strategies, options, error, message", [

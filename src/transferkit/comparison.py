@@ -74,6 +74,9 @@ def compare(strategies: str | list[str], seeds: int = 1, out: str | Path = "runs
                 log(f"compare: {spec}, seed {seed}")
                 record = _run_isolated(dataclasses.replace(base, strategy=spec, seed=seed, out=str(_run_dir(out, spec, seed)),
                                                            overwrite=True).to_dict())
+            log(f"compare: {spec} (seed {seed}): {record['trainable_params']:,} of {record['total_params']:,} parameters "
+                f"trained ({100 * record['trainable_params'] / record['total_params']:.2f}%), test accuracy "
+                f"{record['accuracy']:.4f}, {record['train_seconds']:.1f} s")
             records.append(record)
             write_json_atomic(out / "compare.json", records)
     summary = summarise(records)

@@ -19,7 +19,7 @@ from ..io_utils import write_text_atomic
 from .plots import plt
 from .report import _html_table, _markdown_table
 
-HEADER = ["strategy", "test accuracy", "macro-F1", "trainable params (share)", "train time (s)",
+HEADER = ["strategy", "test accuracy", "macro-F1", "trainable / total params (share)", "train time (s)",
           "peak memory (MB)", "artifact (MB)"]
 
 
@@ -70,7 +70,7 @@ def _spread(entry: dict[str, Any], key: str, digits: int) -> str:
 
 def table_rows(summary: list[dict[str, Any]]) -> list[list[str]]:
     return [[e["strategy"], _score(e, "accuracy"), _score(e, "macro_f1"),
-             f"{e['trainable_params']:,} ({100 * e['trainable_params'] / e['total_params']:.2f}%)",
+             f"{e['trainable_params']:,} / {e['total_params']:,} ({100 * e['trainable_params'] / e['total_params']:.2f}%)",
              _spread(e, "train_seconds", 1), _spread(e, "peak_memory_mb", 0), _spread(e, "artifact_mb", 2)]
             for e in summary]
 
@@ -107,7 +107,9 @@ def write_compare_report(out: Path, summary: list[dict[str, Any]], context: dict
             else f"mean ± std over {seeds} seeds (each seed: its own split and initialisation)")
     setting = ", ".join(f"{k}={v}" for k, v in context.items() if v is not None)
     title = f"transferkit compare: {context['model']} on {context['data']}"
-    explain = (f"Scores: {note}. Trainable params: when training starts (share of all parameters). Peak memory: "
+    explain = (f"Scores: {note}. Trainable params: the most that trained at any point (schedules that unfreeze, "
+               "such as head-then-full, count every layer they unfroze). Train time: the run's training, including "
+               "encoding its inputs and any frozen computation done once (linear-probe's features). Peak memory: "
                "peak resident memory of the run's own process. Artifact: the saved model/ directory. MB = 10^6 bytes.")
     md = [f"# {title}", "", setting, "", _markdown_table(HEADER, rows), "", explain, "", f"![{figure.stem}]({figure.name})", "",
           "One record per strategy × seed: compare.json."]
