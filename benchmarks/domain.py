@@ -3,7 +3,9 @@
 Pairs: VADER movie → Amazon and Amazon → movie (minilm-l6), MNIST-5k → digits and digits →
 MNIST-5k (EfficientNet-Lite0 at a small image size), each over several seeds; the target labels
 are unseen (`none`) except for `joint`, which runs in a separate `few` setting (it needs labels).
-Prints mean ± std of target accuracy per method, and the Δ against source-only.
+Prints mean ± std of target accuracy per method, the Δ of the means against source-only, and
+the mean ± std over seeds of each run's paired Δ (method − source-only on the same target test
+examples; adapt.json's `delta_vs_source_only`).
 
     python benchmarks/domain.py [--seeds 3] [--train-size 600] [--target-size 600] [--epochs 1] [--json out.json]
 """
@@ -27,9 +29,11 @@ PAIRS = {  # source, target, model, backbone learning rate
 }
 
 
-def run_pair(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, list[float]]:
+def run_pair(name: str, args: argparse.Namespace, workdir: Path) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """(target accuracies, paired Δ means) per method, one entry per seed."""
     source, target, model, lr = PAIRS[name]
     scores: dict[str, list[float]] = {}
+    deltas: dict[str, list[float]] = {}
     settings = [("none", "dann,coral,mmd"), ("few", "joint")] if "joint" in args.methods else [("none", args.methods)]
     for seed in range(args.seeds):
         for labels, methods in settings:
@@ -41,14 +45,24 @@ def run_pair(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, li
             for method, result in report["methods"].items():
                 key = method if labels == "none" or method != "source-only" else "source-only (few)"
                 scores.setdefault(key, []).append(result["target_accuracy"])
+                if "delta_vs_source_only" in result:
+                    deltas.setdefault(key, []).append(result["delta_vs_source_only"]["mean"])
         print(f"{name} seed {seed}: " + ", ".join(f"{m} {v[-1]:.3f}" for m, v in scores.items()), file=sys.stderr)
-    return scores
+    return scores, deltas
 
 
-def summarise(scores: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+def _std(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def summarise(scores: dict[str, list[float]], deltas: dict[str, list[float]]) -> dict[str, dict]:
     base = statistics.mean(scores["source-only"])
-    return {m: {"mean": statistics.mean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0,
-                "delta_vs_source_only": statistics.mean(v) - base, "runs": v} for m, v in scores.items()}
+    table: dict[str, dict] = {}
+    for m, v in scores.items():
+        table[m] = {"mean": statistics.mean(v), "std": _std(v), "delta_vs_source_only": statistics.mean(v) - base, "runs": v}
+        if m in deltas:
+            table[m]["paired_delta"] = {"mean": statistics.mean(deltas[m]), "std": _std(deltas[m]), "runs": deltas[m]}
+    return table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,11 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.pairs.split(","):
-            results[name] = summarise(run_pair(name, args, Path(tmp)))
-    print(f"{'pair':<28}{'method':<20}{'target acc (mean ± std)':>26}{'Δ vs source-only':>18}")
+            results[name] = summarise(*run_pair(name, args, Path(tmp)))
+    print(f"{'pair':<28}{'method':<20}{'target acc (mean ± std)':>26}{'Δ vs source-only':>18}{'paired Δ (mean ± std)':>26}")
     for name, table in results.items():
         for method, r in table.items():
-            print(f"{name:<28}{method:<20}{r['mean']:>18.4f} ± {r['std']:.4f}{r['delta_vs_source_only']:>+18.4f}")
+            paired = r.get("paired_delta")
+            paired_text = f"{paired['mean']:+.4f} ± {paired['std']:.4f}" if paired else "—"
+            print(f"{name:<28}{method:<20}{r['mean']:>18.4f} ± {r['std']:.4f}{r['delta_vs_source_only']:>+18.4f}"
+                  f"{paired_text:>26}")
     if args.json:
         args.json.write_text(json.dumps({"config": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=2))
     return 0

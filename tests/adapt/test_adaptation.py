@@ -10,15 +10,25 @@ import pytest
 import torch
 
 import transferkit
+from transferkit import adaptation
 from transferkit.adaptation import adapt
 from transferkit.cli.main import main
-from transferkit.data.domains import UNLABELLED, DomainBalancedSampler, target_training_labels
+from transferkit.data.domains import (UNLABELLED, DomainBalancedSampler, describe_sizes, image_sizes,
+                                     target_training_labels)
 from transferkit.data.examples import Split
 from transferkit.errors import ConfigError, DataError
 from transferkit.heads import ClassificationHead
 from transferkit.model import TransferModel
 from transferkit.strategies import OptimConfig, parse_strategy
 from transferkit.zoo import load_backbone
+
+from conftest import one_torch_thread
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    with one_torch_thread():
+        yield
 
 
 @pytest.mark.parametrize("n_source, n_target, batch, share", [(50, 20, 8, 0.5), (33, 80, 10, 0.3), (7, 3, 4, 0.5)])
@@ -119,7 +129,27 @@ def test_adapt_end_to_end_on_images(tmp_path):
     for result in saved["methods"].values():
         low, high = result["target_ci95"]
         assert 0 <= low <= result["target_accuracy"] <= high <= 1 and 0 <= result["source_accuracy"] <= 1
-    assert "source validation" in saved["model_selection"] and "resize" in saved["preprocessing"]
+    assert "source validation" in saved["model_selection"]
+    preprocessing = saved["preprocessing"]
+    assert preprocessing["image_size"] == 32  # tiny-cnn's own size: no --image-size given
+    assert preprocessing["original_sizes"]["source"][0].startswith("28×28 (")
+    assert preprocessing["original_sizes"]["target"][0].startswith("8×8 (")
+    assert "resized to 32×32 px (bilinear)" in preprocessing["description"]
+    baseline = saved["methods"]["source-only"]
+    assert "delta_vs_source_only" not in baseline
+    for name in ("dann", "coral", "mmd", "joint"):
+        delta = saved["methods"][name]["delta_vs_source_only"]
+        assert delta["mean"] == pytest.approx(saved["methods"][name]["target_accuracy"] - baseline["target_accuracy"])
+        assert delta["ci95"][0] <= delta["mean"] <= delta["ci95"][1]
+        assert delta["ci95"][1] - delta["ci95"][0] > 0
+    for result in saved["methods"].values():
+        assert result["selection"]["criterion"] == "source validation accuracy"
+        assert result["selection"]["best_epoch"] == 1 and result["selection"]["best_step"] > 0
+    report_md = (tmp_path / "run" / "report.md").read_text()
+    assert "Δ vs source-only [95% CI]" in report_md and "**Model selection:** source validation split" in report_md
+    assert "resized to 32×32 px" in report_md
+    coral = saved["methods"]["coral"]["delta_vs_source_only"]
+    assert f"{coral['mean']:+.4f} [{coral['ci95'][0]:+.4f}, {coral['ci95'][1]:+.4f}]" in report_md
     assert (tmp_path / "run" / "features.png").stat().st_size > 1000
     reloaded = transferkit.load(tmp_path / "run" / "methods" / "coral" / "model")
     assert reloaded.label_names == [str(d) for d in range(10)]
@@ -159,6 +189,57 @@ def test_empty_target_is_a_clear_error(tmp_path):
     empty.write_text("text,label\n")
     with pytest.raises(DataError, match="no data rows"):
         adapt(str(a), str(empty), "coral", model="tiny-bert", out=str(tmp_path / "run"))
+
+
+def test_image_sizes_decode_every_file_and_name_a_corrupt_one(tmp_path):
+    from PIL import Image
+
+    good = tmp_path / "good.png"
+    Image.fromarray(np.zeros((5, 7, 3), dtype=np.uint8)).save(good)
+    sizes = image_sizes([good, np.zeros((8, 8), dtype=np.uint8), np.zeros((8, 8), dtype=np.uint8)])
+    assert sizes == {"7×5": 1, "8×8": 2}
+    assert describe_sizes(sizes) == ["8×8 (2)", "7×5 (1)"]
+    assert describe_sizes(sizes, limit=1) == ["8×8 (2)", "+1 other sizes"]
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(good.read_bytes()[:40])
+    with pytest.raises(DataError, match="bad.png: corrupt or unreadable image"):
+        image_sizes([good, bad])
+
+
+def _poisoning(monkeypatch, target_spec):
+    """Make adapt see shifted target labels (train and test): y -> (y + 1) mod k."""
+    real_prepare = adaptation._prepare
+
+    def prepare(cfg, spec, size):
+        data = real_prepare(cfg, spec, size)
+        if spec == target_spec:
+            k = len(data.label_names)
+            for split in (data.train, data.test):
+                split.targets = (split.targets + 1) % k
+        return data
+
+    monkeypatch.setattr(adaptation, "_prepare", prepare)
+
+
+def _weights(run, method):
+    folder = run / "methods" / method / "model"
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.safetensors"))}
+
+
+def test_model_selection_never_reads_target_labels(tmp_path, monkeypatch):
+    """Poisoned target labels change the target accuracy, but not the chosen epoch or the weights."""
+    options = dict(target_size=150, model="tiny-cnn", epochs=3, train_size=200, batch_size=16, test_fraction=0.05,
+                   val_fraction=0.05, quiet=True)
+    clean = adapt("builtin:mnist-5k", "builtin:digits", "dann,coral", out=str(tmp_path / "clean"), **options)
+    _poisoning(monkeypatch, "builtin:digits")
+    poisoned = adapt("builtin:mnist-5k", "builtin:digits", "dann,coral", out=str(tmp_path / "poisoned"), **options)
+    assert poisoned["methods"]["source-only"]["target_accuracy"] != clean["methods"]["source-only"]["target_accuracy"]
+    for method in ("source-only", "dann", "coral"):
+        assert poisoned["methods"][method]["selection"] == clean["methods"][method]["selection"]
+        assert poisoned["methods"][method]["source_accuracy"] == clean["methods"][method]["source_accuracy"]
+        weights = _weights(tmp_path / "clean", method)
+        assert weights and _weights(tmp_path / "poisoned", method) == weights
+    assert {r["selection"]["epochs_run"] for r in clean["methods"].values()} == {3}
 
 
 @pytest.mark.slow

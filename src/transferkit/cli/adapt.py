@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..adaptation import BASELINE, adapt
+    from ..adaptation import adapt
 
     options = {k: v for k, v in vars(args).items() if k not in ("run", "command", "source", "target", "methods",
                                                                   "target_labels", "few_per_class", "target_size",
@@ -38,10 +38,18 @@ def run(args: argparse.Namespace) -> int:
     report = adapt(args.source, args.target, args.methods, target_labels=args.target_labels,
                    few_per_class=args.few_per_class, target_size=args.target_size, target_share=args.target_share,
                    save_models=args.save_models, **options)
-    baseline = report["methods"][BASELINE]["target_accuracy"]
-    print(f"{'method':<14}{'target acc':>11}  {'95% CI':<17}{'Δ vs source-only':>17}{'source acc':>11}")
+    print(f"{'method':<14}{'target acc':>11}  {'95% CI':<17}{'Δ vs source-only [paired 95% CI]':<34}{'source acc':>11}")
     for name, r in report["methods"].items():
         low, high = r["target_ci95"]
-        print(f"{name:<14}{r['target_accuracy']:>11.4f}  [{low:.3f}, {high:.3f}]  {r['target_accuracy'] - baseline:>+15.4f}"
+        print(f"{name:<14}{r['target_accuracy']:>11.4f}  [{low:.3f}, {high:.3f}]  {_delta_text(name, r):<34}"
               f"{r['source_accuracy']:>11.4f}")
     return 0
+
+
+def _delta_text(name: str, result: dict) -> str:
+    from ..adaptation import BASELINE
+
+    if name == BASELINE:
+        return "(baseline)"
+    delta = result["delta_vs_source_only"]
+    return f"{delta['mean']:+.4f} [{delta['ci95'][0]:+.4f}, {delta['ci95'][1]:+.4f}]"

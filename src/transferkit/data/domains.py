@@ -3,11 +3,19 @@
 Batches are domain-balanced: every batch holds a fixed share of target examples, so losses that
 compare the two feature distributions (DANN's discriminator, CORAL, MMD) always see both.
 Unlabelled target examples carry the label -100, which cross-entropy ignores.
+
+Images of the two domains rarely share a size (MNIST 28×28, scikit-learn digits 8×8): the policy
+is fixed, not inferred — every image is made RGB and resized to the backbone's `--image-size`
+(bilinear) by the backbone's preprocessor. `image_sizes` decodes every image file up front, so a
+corrupt one is named before anything is written, and records the original sizes for the report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from torch.utils.data import Sampler
@@ -34,6 +42,36 @@ def target_training_labels(split: Split, policy: str, few_per_class: int, seed: 
         chosen = rng.choice(members, size=min(few_per_class, len(members)), replace=False)
         labels[chosen] = cls
     return labels
+
+
+def image_sizes(items: Sequence[Any]) -> Counter:
+    """Counter of original sizes ("W×H") of images given as file paths or uint8 arrays.
+
+    Each file is fully decoded (not only its header), so a truncated or corrupt file fails here,
+    named, rather than halfway through training.
+    """
+    from PIL import Image
+
+    sizes: Counter = Counter()
+    for item in items:
+        if isinstance(item, (str, Path)):
+            try:
+                with Image.open(item) as image:
+                    image.load()
+                    width, height = image.size
+            except (OSError, SyntaxError, ValueError) as exc:
+                raise DataError(f"{item}: corrupt or unreadable image ({type(exc).__name__}); remove or replace it") from None
+        else:
+            height, width = np.asarray(item).shape[:2]
+        sizes[f"{width}×{height}"] += 1
+    return sizes
+
+
+def describe_sizes(sizes: Counter, limit: int = 4) -> list[str]:
+    """The most common sizes, e.g. ["28×28 (5000)"], with "+N other sizes" past `limit`."""
+    common = [f"{size} ({count})" for size, count in sizes.most_common(limit)]
+    rest = len(sizes) - limit
+    return common + ([f"+{rest} other sizes"] if rest > 0 else [])
 
 
 def combine(source: Split, target: Split, target_labels: np.ndarray) -> tuple[list, np.ndarray, np.ndarray]:
