@@ -1,10 +1,13 @@
 """Forgetting under sequential fine-tuning: movie → amazon → tweets (VADER), each update method.
 
-v1 = minilm-l6 fine-tuned on builtin:vader-movie; then every method re-fine-tunes it on
-builtin:vader-amazon (v2) and then on builtin:vader-tweets (v3). Prints the final accuracy matrix
-(rows: versions, columns: data batches), backward transfer and forward gain per method.
+v1 = minilm-l6 fine-tuned on builtin:vader-movie and registered; then, per method, in a registry
+of its own, `update_registered` re-fine-tunes v1 on builtin:vader-amazon (v2) and v2 on
+builtin:vader-tweets (v3) — each step `--from` the previous version, promoted or not, so every
+method sees the same sequence. Prints the final accuracy matrix (rows: versions, columns: data
+batches), backward transfer, forward gain and the promotion decisions per method.
 
-    python benchmarks/continual.py [--train-size 1000] [--epochs 1] [--methods naive,replay,l2sp,ewc,lwf] [--json out.json]
+    python benchmarks/continual.py [--train-size 1000] [--epochs 1] [--methods naive,replay,l2sp,ewc,lwf]
+                                   [--max-forgetting 0.02] [--json out.json]
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import tempfile
 from pathlib import Path
 
 import transferkit
-from transferkit.continual.update import METHODS, UpdateOptions, update
+from transferkit.continual.registered import update_registered
+from transferkit.continual.update import METHODS, UpdateOptions
+from transferkit.registry import Registry
 
 SEQUENCE = ("builtin:vader-movie", "builtin:vader-amazon", "builtin:vader-tweets")
 
@@ -28,29 +33,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--replay-size", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-forgetting", type=float, default=0.02)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     common = dict(model="minilm-l6", epochs=args.epochs, train_size=args.train_size, max_length=64, seed=args.seed, quiet=True)
-    results = {}
+    results, decisions = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         first = transferkit.fit(data=SEQUENCE[0], out=str(root / "v1"), skip_before=True, **common).model_dir
         common.pop("model")
         for method in args.methods.split(","):
-            model = first
+            registry = Registry(root / f"registry-{method}")
+            version = registry.register(first).version
+            registry.promote(version)
+            options = UpdateOptions(method=method, replay_size=args.replay_size, max_forgetting=args.max_forgetting)
+            decisions[method] = []
             for step, data in enumerate(SEQUENCE[1:], start=2):
-                result = update(model, data, root / f"{method}-v{step}", UpdateOptions(method=method, replay_size=args.replay_size),
-                                **common)
-                model = result.model_dir
-            results[method] = result.ledger.to_dict()
-            print(f"\n## {method}\n{result.ledger.table()}", file=sys.stderr)
+                done = update_registered(registry, data, root / f"{method}-v{step}", options, from_version=version,
+                                         **common)
+                version = done.version.version
+                decisions[method].append(done.message)
+            results[method] = done.result.ledger.to_dict()
+            print(f"\n## {method}\n{done.result.ledger.table()}\n" + "\n".join(decisions[method]), file=sys.stderr)
     print(f"{'method':<8}" + "".join(f"{b:>14}" for b in results[next(iter(results))]["batches"]) + f"{'BWT v3':>10}{'gain v3':>10}")
     for method, ledger in results.items():
         last = ledger["versions"][-1]
         cells = "".join(f"{ledger['accuracy'][last][b]:>14.4f}" for b in ledger["batches"])
         print(f"{method:<8}{cells}{ledger['backward_transfer'][last]:>+10.4f}{ledger['forward_gain'][last]:>+10.4f}")
     if args.json:
-        args.json.write_text(json.dumps({"config": {k: str(v) for k, v in vars(args).items()}, "ledgers": results}, indent=2))
+        record = {"config": {k: str(v) for k, v in vars(args).items()}, "ledgers": results, "decisions": decisions}
+        args.json.write_text(json.dumps(record, indent=2))
     return 0
 
 

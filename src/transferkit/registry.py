@@ -21,6 +21,10 @@ as rolled back, so the previously promoted version is current again (repeated ro
 further back). The promoted version is the newest live entry, so the pointer and its history
 can never disagree.
 
+Promotability. An artifact whose metrics say `"promotable": false` (`transferkit update` writes
+that when the new version forgot more of earlier data than --max-forgetting allows) is registered
+like any other, but `promote` refuses it unless forced.
+
 The data fingerprint identifies the data a version was trained on, so a later re-fine-tune
 (`parent` = the version it started from) can say what is new: by default the sha256 of the
 artifact's data origin and its split.json (the exact example ids of every split), unless the
@@ -38,7 +42,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,9 +167,14 @@ class Registry:
                     connection.execute(statement)
                 connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    def register(self, artifact_dir: str | Path, parent: str | None = None,
-                 data_fingerprint: str | None = None) -> Version:
-        """Copy an artifact into the registry as the next version; returns it (not promoted)."""
+    def register(self, artifact_dir: str | Path, parent: str | None = None, data_fingerprint: str | None = None,
+                 prepare: Callable[[Path, str], None] | None = None) -> Version:
+        """Copy an artifact into the registry as the next version; returns it (not promoted).
+
+        `prepare(staging, version)` runs inside the transaction that assigns the version id, on
+        the staged copy, before it is renamed into place: a caller that writes the id into the
+        artifact (`transferkit update` does) gets exactly the id the registry assigned, even when
+        another process registered a version meanwhile."""
         source = resolve_artifact_dir(artifact_dir).resolve()
         read_meta(source)
         if parent is not None:
@@ -178,15 +187,24 @@ class Registry:
             shutil.copytree(source, staging, dirs_exist_ok=True)
             fingerprint = data_fingerprint or artifact_data_fingerprint(staging)
             metrics = read_meta(staging).get("metrics", {})
-            return self._insert(staging, str(source), parent, fingerprint, metrics)
+            return self._insert(staging, str(source), parent, fingerprint, metrics, prepare)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
+    def next_version(self) -> str:
+        """The id the next `register` would assign if nobody registers before it (v1 when empty)."""
+        if not self.exists():
+            return "v1"
+        with self._connect(write=False) as connection:
+            return f"v{connection.execute(_NEXT_ID).fetchone()[0]}"
+
     def _insert(self, staging: Path, source: str, parent: str | None, fingerprint: str,
-                metrics: dict[str, Any]) -> Version:
+                metrics: dict[str, Any], prepare: Callable[[Path, str], None] | None) -> Version:
         with self._connect(write=True) as connection, _transaction(connection):
-            number = connection.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM versions").fetchone()[0]
+            number = connection.execute(_NEXT_ID).fetchone()[0]
             version = f"v{number}"
+            if prepare is not None:
+                prepare(staging, version)
             final = self.root / ARTIFACTS / version
             if final.exists():  # left by a register killed between its rename and its commit
                 shutil.rmtree(final)
@@ -224,9 +242,15 @@ class Registry:
             row = connection.execute(_LIVE_PROMOTIONS + " LIMIT 1").fetchone()
         return self.get(row[1]) if row else None
 
-    def promote(self, version: str) -> Version:
-        """Make `version` the promoted one (a no-op when it already is)."""
+    def promote(self, version: str, force: bool = False) -> Version:
+        """Make `version` the promoted one (a no-op when it already is).
+
+        A version whose metrics say it is not promotable (it forgot too much) is refused unless
+        `force`."""
         target = self.get(version)
+        if not force and target.metrics.get("promotable") is False:
+            raise RegistryError(f"{version} is not promotable: {not_promotable_reason(target.metrics)}; "
+                                f"pass --force to promote it anyway")
         with self._connect(write=True) as connection, _transaction(connection):
             current = connection.execute(_LIVE_PROMOTIONS + " LIMIT 1").fetchone()
             if current is None or current[1] != version:
@@ -255,6 +279,15 @@ class Registry:
         return Version(version, parent, self.root / path, source, fingerprint, json.loads(metrics_json), created_at)
 
 
+def not_promotable_reason(metrics: dict[str, Any]) -> str:
+    """Why a version was marked not promotable, from the metrics `transferkit update` records."""
+    bwt, limit = metrics.get("backward_transfer"), metrics.get("max_forgetting")
+    if isinstance(bwt, (int, float)) and isinstance(limit, (int, float)):
+        return f"backward transfer {bwt:+.4f} is worse than --max-forgetting {limit:.4f}"
+    return "its metrics mark it as not promotable"
+
+
+_NEXT_ID = "SELECT COALESCE(MAX(id), 0) + 1 FROM versions"
 _SELECT = "SELECT version, parent, path, source, data_fingerprint, metrics_json, created_at FROM versions"
 _LIVE_PROMOTIONS = "SELECT seq, version FROM promotions WHERE rolled_back_at IS NULL ORDER BY seq DESC"
 

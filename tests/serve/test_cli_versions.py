@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,30 @@ def test_serve_flags_default_to_loopback_and_one_source(capsys: pytest.CaptureFi
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--model", "m", "--registry", "r"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_promote_refuses_a_version_that_forgot_too_much_unless_forced(tmp_path: Path, artifact: Path,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    forgetful = tmp_path / "forgetful"
+    shutil.copytree(artifact, forgetful)
+    meta = json.loads((forgetful / "transferkit.json").read_text())
+    meta["metrics"] = {"backward_transfer": -0.05, "max_forgetting": 0.02, "promotable": False,
+                       "accuracy_by_batch": {"a": 0.5, "b": 0.75}, "new_batch": "b"}
+    (forgetful / "transferkit.json").write_text(json.dumps(meta))
+    models = str(tmp_path / "models")
+    assert main(["register", "--registry", models, "--model", str(artifact), "--promote"]) == 0
+    assert main(["register", "--registry", models, "--model", str(forgetful), "--parent", "v1"]) == 0
+    capsys.readouterr()
+
+    assert main(["promote", "--registry", models, "v2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["transferkit: error: v2 is not promotable: backward transfer -0.0500 is worse than "
+                   "--max-forgetting 0.0200; pass --force to promote it anyway"]
+    assert main(["versions", "--registry", models]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[1].startswith("* v1 ") and table[2].startswith("x v2       v1")
+    assert "acc 0.7500  -0.0500" in table[2] and table[-1].startswith("x not promotable")
+    assert main(["promote", "--registry", models, "v2", "--force"]) == 0
+    assert capsys.readouterr().out.startswith("promoted v2 (forced);")
+    assert main(["versions", "--registry", models, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["promoted"] == "v2"

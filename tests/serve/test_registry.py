@@ -189,3 +189,64 @@ def test_a_writer_killed_mid_transaction_leaves_the_registry_intact(tmp_path: Pa
     assert len(registry.history()) > 10
     registry.promote("v1")  # still writable
     assert registry.promoted().version == "v1"
+
+
+def _not_promotable_copy(tmp_path: Path, artifact: Path) -> Path:
+    """The artifact as `transferkit update` marks one that forgot too much."""
+    copy = tmp_path / "forgetful"
+    shutil.copytree(artifact, copy)
+    meta = json.loads((copy / "transferkit.json").read_text())
+    meta["metrics"] = {"backward_transfer": -0.05, "max_forgetting": 0.02, "promotable": False}
+    (copy / "transferkit.json").write_text(json.dumps(meta))
+    return copy
+
+
+def test_a_version_marked_not_promotable_is_promoted_only_when_forced(tmp_path: Path, artifact: Path) -> None:
+    registry = Registry(tmp_path / "models")
+    registry.register(artifact)
+    registry.promote("v1")
+    registry.register(_not_promotable_copy(tmp_path, artifact), parent="v1")
+    message = "v2 is not promotable: backward transfer -0.0500 is worse than --max-forgetting 0.0200; pass --force"
+    with pytest.raises(RegistryError, match=re.escape(message)):
+        registry.promote("v2")
+    assert registry.promoted().version == "v1" and len(registry.history()) == 1
+    assert registry.promote("v2", force=True).version == "v2"
+    assert registry.promoted().version == "v2"
+
+
+def test_next_version_peeks_without_creating_anything(tmp_path: Path, artifact: Path) -> None:
+    registry = Registry(tmp_path / "models")
+    assert registry.next_version() == "v1" and not registry.root.exists()
+    registry.register(artifact)
+    assert registry.next_version() == "v2"
+    assert [v.version for v in registry.versions()] == ["v1"]
+
+
+def test_prepare_stamps_the_assigned_id_inside_the_transaction(tmp_path: Path, artifact: Path) -> None:
+    registry = Registry(tmp_path / "models")
+    registry.register(artifact)
+    seen = []
+
+    def stamp(staging: Path, version: str) -> None:
+        with sqlite3.connect(registry.db_path) as other:  # not committed yet: other connections see no row
+            seen.append(other.execute("SELECT COUNT(*) FROM versions WHERE version = ?", (version,)).fetchone()[0])
+        (staging / "stamp.txt").write_text(version)
+
+    version = registry.register(artifact, prepare=stamp)
+    assert version.version == "v2" and seen == [0]
+    assert (version.path / "stamp.txt").read_text() == "v2"
+    assert not (Path(artifact) / "stamp.txt").exists()  # only the registry's copy is stamped
+
+
+def test_a_failing_prepare_registers_nothing(tmp_path: Path, artifact: Path) -> None:
+    registry = Registry(tmp_path / "models")
+    registry.register(artifact)
+
+    def fail(staging: Path, version: str) -> None:
+        raise ModelError(f"cannot stamp {version}")
+
+    with pytest.raises(ModelError, match="cannot stamp v2"):
+        registry.register(artifact, prepare=fail)
+    assert [v.version for v in registry.versions()] == ["v1"]
+    assert sorted(p.name for p in (registry.root / "artifacts").iterdir()) == ["v1"]
+    assert integrity(registry) == "ok"

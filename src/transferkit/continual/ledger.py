@@ -45,15 +45,29 @@ class Ledger:
     def from_dict(cls, record: dict[str, Any]) -> Ledger:
         return cls(**record)
 
-    def table(self) -> str:
-        """The matrix as a Markdown table: rows versions, columns batches, then BWT and gain."""
+    def relabel(self, names: dict[str, str]) -> Ledger:
+        """The same ledger with versions renamed (`names`: old -> new; others kept)."""
+        rename = lambda version: names.get(version, version)  # noqa: E731
+        return Ledger([rename(v) for v in self.versions], list(self.batches),
+                      {b: rename(v) for b, v in self.learned_in.items()},
+                      {rename(v): dict(a) for v, a in self.accuracy.items()},
+                      {rename(v): x for v, x in self.backward_transfer.items()},
+                      {rename(v): x for v, x in self.forward_gain.items()})
+
+    def rows(self) -> tuple[list[str], list[list[str]]]:
+        """Header and rows of the matrix: rows versions, columns batches, then BWT and gain."""
         header = ["version", *self.batches, "backward transfer", "forward gain"]
-        rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        rows = []
         for version in self.versions:
             cells = [f"{self.accuracy[version][b]:.4f}" if b in self.accuracy[version] else "—" for b in self.batches]
-            extra = [_signed(self.backward_transfer[version]), _signed(self.forward_gain[version])]
-            rows.append("| " + " | ".join([version, *cells, *extra]) + " |")
-        return "\n".join(rows)
+            rows.append([version, *cells, _signed(self.backward_transfer[version]), _signed(self.forward_gain[version])])
+        return header, rows
+
+    def table(self) -> str:
+        """The matrix as a Markdown table."""
+        header, rows = self.rows()
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
 def _signed(value: float | None) -> str:
