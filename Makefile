@@ -29,6 +29,7 @@ $(PACKAGE_STAMP): $(TORCH_STAMP) pyproject.toml constraints.txt
 
 $(ASSETS_STAMP): $(PACKAGE_STAMP) scripts/install-assets.sh
 	bash scripts/install-assets.sh $(BIN)/python
+	$(BIN)/transferkit bench-peak   # this machine's matmul peak, measured once: fit reports its share of it
 	touch $@
 
 demo: install

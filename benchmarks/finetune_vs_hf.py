@@ -38,7 +38,7 @@ import numpy as np
 
 import transferkit
 from transferkit.data import prepare_task_data
-from transferkit.hardware import cached_peak, configure_threads
+from transferkit.hardware import cached_peak, thread_count
 from transferkit.io_utils import cache_home
 from transferkit.train.throughput import step_flops
 
@@ -72,10 +72,16 @@ def transferkit_side(args: argparse.Namespace, workdir: Path, tag: str, **option
         else:
             os.environ["TRANSFERKIT_HOME"] = real_home
     m, t = result.metrics, result.metrics["throughput"]
-    return {"wall_seconds": wall, "train_seconds": m["train_seconds"],
-            "examples_per_s": t["examples"] / m["train_seconds"], "useful_tokens_per_s": t["useful_tokens"] / m["train_seconds"],
-            "peak_share": t["peak_share"], "padding_share": t["padding_share"], "precision": t["precision"],
-            "accuracy": m["after"]["accuracy"]}
+    seconds = m["train_seconds"]
+    figures = {"wall_seconds": wall, "train_seconds": seconds, "examples_per_s": t["examples"] / seconds,
+               "useful_tokens_per_s": None, "peak_share": None, "step_peak_share": None, "padding_share": None,
+               "precision": t["precision"], "accuracy": m["after"]["accuracy"]}
+    if t["unit"] == "tokens":  # not for a linear probe: its epochs see feature vectors, not tokens
+        figures.update(useful_tokens_per_s=t["useful_tokens"] / seconds, padding_share=t["padding_share"],
+                       # on the same footing as the Trainer's: useful FLOPs over the whole training time
+                       peak_share=t["flops_per_position"] * t["useful_tokens"] / seconds / 1e9 / t["peak_gflops"],
+                       step_peak_share=t["peak_share"])  # over step time only (validation excluded)
+    return figures
 
 
 def trainer_side(args: argparse.Namespace, workdir: Path, tag: str, epochs: int, lr: float, freeze_encoder: bool) -> dict:
@@ -113,7 +119,7 @@ def trainer_side(args: argparse.Namespace, workdir: Path, tag: str, epochs: int,
     collator = DataCollatorWithPadding(tokenizer)
     training_args = TrainingArguments(
         output_dir=str(workdir / tag), per_device_train_batch_size=16, per_device_eval_batch_size=64,
-        learning_rate=lr, num_train_epochs=epochs, warmup_ratio=0.1, weight_decay=0.01,
+        learning_rate=lr, num_train_epochs=epochs, warmup_steps=0.1, weight_decay=0.01,  # a float < 1: a ratio
         lr_scheduler_type="linear", eval_strategy="epoch", save_strategy="no", logging_strategy="no",
         report_to=[], seed=args.seed, disable_tqdm=True, use_cpu=True,
     )
@@ -129,9 +135,9 @@ def trainer_side(args: argparse.Namespace, workdir: Path, tag: str, epochs: int,
     lengths = np.array([len(ids) for ids in train_set.encodings["input_ids"]])
     useful = int(lengths.sum()) * epochs
     flops, positions = trainer_step_flops(model, collator, train_set)
-    step_share = flops / positions * useful / train_seconds / 1e9 / cached_peak().fp32_gflops
+    step_share = flops / positions * useful / train_seconds / 1e9 / cached_peak().fp32_gflops  # over training time
     return {"wall_seconds": wall, "train_seconds": train_seconds, "examples_per_s": len(train_set) * epochs / train_seconds,
-            "useful_tokens_per_s": useful / train_seconds, "peak_share": step_share,
+            "useful_tokens_per_s": useful / train_seconds, "peak_share": step_share, "step_peak_share": None,
             "padding_share": random_batch_padding(lengths, 16, args.seed), "precision": "fp32", "accuracy": accuracy}
 
 
@@ -164,8 +170,13 @@ def sides(job: str) -> dict[str, Any]:
 
 
 def median_of(runs: list[dict]) -> dict:
-    return {key: statistics.median(r[key] for r in runs) if not isinstance(runs[0][key], str) else runs[0][key]
+    """Medians of the numbers; strings and absent (None) figures as they are."""
+    return {key: statistics.median(r[key] for r in runs) if isinstance(runs[0][key], (int, float)) else runs[0][key]
             for key in runs[0]}
+
+
+def _cell(value: float | None, fmt: str, percent: bool = False) -> str:
+    return "—" if value is None else f"{100 * value:{fmt}}%" if percent else format(value, fmt)
 
 
 def run_job(job: str, args: argparse.Namespace, workdir: Path) -> dict:
@@ -187,11 +198,13 @@ def run_job(job: str, args: argparse.Namespace, workdir: Path) -> dict:
 
 def print_job(job: str, result: dict, repeats: int) -> None:
     print(f"\n## {job} (medians of {repeats})")
-    print("| side | wall s | train s | train examples/s | useful tokens/s | padding | share of peak | precision | test acc |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| side | wall s | train s | train examples/s | useful tokens/s | padding | share of peak (train time) "
+          "| share of peak (step time) | precision | test acc |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for side, m in result["medians"].items():
         print(f"| {side} | {m['wall_seconds']:.1f} | {m['train_seconds']:.1f} | {m['examples_per_s']:.1f} | "
-              f"{m['useful_tokens_per_s']:.0f} | {100 * m['padding_share']:.1f}% | {100 * m['peak_share']:.1f}% | "
+              f"{_cell(m['useful_tokens_per_s'], '.0f')} | {_cell(m['padding_share'], '.1f', True)} | "
+              f"{_cell(m['peak_share'], '.1f', True)} | {_cell(m['step_peak_share'], '.1f', True)} | "
               f"{m['precision']} | {m['accuracy']:.4f} |")
     print("; ".join(f"{k} {v:+.4f}" if k == "accuracy_difference" else f"{k} {v:.2f}x" for k, v in result["ratios"].items()))
 
@@ -210,19 +223,30 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(jobs) - set(JOBS))
     if unknown:
         parser.error(f"unknown job(s) {', '.join(unknown)}; known: {', '.join(JOBS)}")
-    threads = configure_threads()
+    threads = thread_count()
+    import torch
+
+    torch.set_num_threads(threads)  # the Trainer side runs with what fit would use
     peak = cached_peak()  # measured once per machine (transferkit bench-peak); both sides are measured against it
+    print(f"machine: {peak.cpu}, {threads} threads; matmul peak fp32 {peak.fp32_gflops:.1f} GFLOP/s, "
+          f"bf16 {peak.bf16_gflops:.1f} GFLOP/s (native bf16: {peak.native_bf16})", flush=True)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for job in jobs:
+        for job in jobs:  # each job's table and JSON as soon as it is done: a killed run keeps what it finished
             results[job] = run_job(job, args, Path(tmp))
-    print(f"machine: {peak.cpu}, {threads} threads; matmul peak fp32 {peak.fp32_gflops:.1f} GFLOP/s, "
-          f"bf16 {peak.bf16_gflops:.1f} GFLOP/s (native bf16: {peak.native_bf16}); load average {os.getloadavg()[0]:.2f}")
-    for job, result in results.items():
-        print_job(job, result, args.repeats)
-    if args.json:
-        args.json.write_text(json.dumps({"config": {**vars(args), "json": str(args.json)}, "threads": threads,
-                                         "peak": vars(peak), "jobs": results}, indent=2, default=str))
+            print_job(job, results[job], args.repeats)
+            print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
+            if args.json:
+                write_json(args, threads, peak, results)
+    return 0
+
+
+def write_json(args: argparse.Namespace, threads: int, peak: Any, results: dict) -> None:
+    """Every run and the medians so far, written atomically."""
+    partial = args.json.with_name(args.json.name + ".partial")
+    partial.write_text(json.dumps({"config": {**vars(args), "json": str(args.json)}, "threads": threads,
+                                   "peak": vars(peak), "jobs": results}, indent=2, default=str))
+    partial.replace(args.json)
     return 0
 
 

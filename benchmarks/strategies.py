@@ -2,7 +2,8 @@
 
 Two `transferkit compare` runs, same data, split and seed for every strategy of a run:
 
-- text:  minilm-l6 on builtin:vader-movie (movie-review sentiment), --text-train-size examples;
+- text:  minilm-l6 on builtin:vader-movie (movie-review sentiment), --text-train-size examples (4,000:
+         the foundation benchmark's split and training set);
 - image: efficientnet-lite0 on builtin:mnist-5k at --image-size pixels, --image-train-size examples.
 
 Strategies: linear-probe, freeze-bottom:4, full, lora, ia3, bitfit (the issue's list) and, for
@@ -49,7 +50,7 @@ def main() -> None:
     parser.add_argument("--which", default="text,image", help="text, image or both")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--text-train-size", type=int, default=2000)
+    parser.add_argument("--text-train-size", type=int, default=4000, help="the foundation benchmark's 4,000")
     parser.add_argument("--image-train-size", type=int, default=1000)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--out", default="runs/bench-strategies")

@@ -32,6 +32,7 @@ from .data.domains import DomainBalancedSampler, combine, describe_sizes, image_
 from .data.examples import Split
 from .errors import ConfigError, DataError
 from .evaluation.compare import bootstrap_ci, paired_bootstrap_delta
+from .evaluation.report import ci_text
 from .evaluation.domain_plots import domain_scatter
 from .evaluation.metrics import task_metrics
 from .export.artifact import save_artifact
@@ -306,7 +307,7 @@ def _markdown(report: dict) -> str:
 def _markdown_row(name: str, r: dict) -> str:
     low, high = r["target_ci95"]
     delta = r.get("delta_vs_source_only")
-    delta_text = "—" if delta is None else f"{delta['mean']:+.4f} [{delta['ci95'][0]:+.4f}, {delta['ci95'][1]:+.4f}]"
+    delta_text = "—" if delta is None else ci_text(delta)
     sel = r["selection"]
     value = next((v for k, v in sel.items() if k.startswith("source_val_")), None)
     selected = f"epoch {sel['best_epoch']}, step {sel['best_step']}" + ("" if value is None else f" ({value:.4f})")

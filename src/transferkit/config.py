@@ -69,6 +69,7 @@ def _coerce(name: str, kind: str, value: Any) -> Any:
 
 
 RUN_CONTROL = ("overwrite", "resume")  # how to treat the output directory, not part of the run
+PRECISIONS = ("auto", "bf16", "fp32")  # training arithmetic (hardware.resolve_precision)
 
 
 @dataclass
@@ -114,7 +115,7 @@ class FitConfig:
     bucket: bool = opt(True, "length-bucketed batching for text (less padding)")
     # --- speed (none of these changes what is computed beyond rounding; see README "Speed") --------
     precision: str = opt("auto", "training arithmetic: bf16 autocast or fp32 (auto: bf16 where the CPU has "
-                                 "native bf16, AVX512-BF16/AMX; else fp32)", choices=("auto", "bf16", "fp32"))
+                                 "native bf16, AVX512-BF16/AMX; else fp32)", choices=PRECISIONS)
     cache_frozen: bool = opt(True, "freeze-bottom:K: compute the frozen bottom's outputs once and train the top on them")
     threads: int | None = opt(None, "CPU threads per process (default: the CPUs available / processes on this machine)")
     # --- run -------------------------------------------------------------------------------------

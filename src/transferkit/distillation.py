@@ -27,7 +27,7 @@ import yaml
 from .config import RUN_CONTROL, FitConfig
 from .data.examples import Split, TaskData
 from .data.tables import TABLE_SUFFIXES, read_table, read_utf8
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, ModelError
 from .evaluation.compare import bootstrap_ci, paired_bootstrap_delta
 from .evaluation.distill_report import distilled_model_card, verdict, write_distill_report
 from .evaluation.latency import measure_latency
@@ -133,6 +133,9 @@ def check_teacher(teacher: Predictor, data: TaskData) -> None:
     """A classification teacher of the same modality, with exactly the data's label set, that never
     trained on this run's test examples."""
     where = f"teacher {teacher.directory}"
+    if not hasattr(teacher.runtime, "model"):  # the teacher's logits come from its PyTorch backbone and head
+        raise ModelError(f"{where} is an ONNX export, which has no PyTorch model; use the artifact it was exported "
+                         f"from ({teacher.meta.get('export', {}).get('source', {}).get('path', 'its source')}) as the teacher")
     if teacher.task != "classification" or data.task != "classification":
         raise ConfigError(f"{where}: distillation needs a classification teacher and classification data "
                           f"(teacher: {teacher.task}, data: {data.task})")
@@ -213,8 +216,10 @@ def artifact_digest(directory: Path) -> str:
 def _train_student(cfg: FitConfig, data: TaskData, strategy: Strategy, backbone: Backbone, log: Log, history: Path,
                    extras: dict[str, np.ndarray] | None = None) -> tuple[Trained, np.ndarray]:
     """Train one student (with its own frozen features if its strategy trains on them); its test outputs."""
-    features = frozen_features(backbone, data, {"test": data.test}, cfg, log) if strategy.uses_feature_cache else {}
-    trained = train_model(cfg, data, strategy, backbone, features, log, extras=extras, history_path=history)
+    features, seconds = (frozen_features(backbone, data, {"test": data.test}, cfg, log) if strategy.uses_feature_cache
+                         else ({}, 0.0))
+    trained = train_model(cfg, data, strategy, backbone, features, log, extras=extras, history_path=history,
+                          features_seconds=seconds)
     return trained, after_outputs(trained.model, strategy, data.test, features.get("test"), cfg)
 
 

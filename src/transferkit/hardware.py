@@ -1,10 +1,12 @@
 """What this machine can do: native bf16, the threads a process should use, its matmul peak.
 
-The peak is the roofline a training step is measured against: the rate of one large
-`torch.matmul` in fp32 and in bf16 on this CPU with this process's threads (what PyTorch's
-oneDNN/MKL kernels reach on dense math, so "share of peak" says how much of a step is useful
-arithmetic rather than padding, memory traffic or Python). It is measured once and cached per
-CPU model, thread count and torch version (`transferkit bench-peak`).
+The peak is the compute roof a training step is measured against (the roofline model: Williams,
+Waterman & Patterson, "Roofline: an insightful visual performance model", CACM 2009): the rate
+of one large `torch.matmul` in fp32 and in bf16 on this CPU with this process's threads (what
+PyTorch's oneDNN/MKL kernels reach on dense math), so "share of peak" says how much of a step is
+useful arithmetic rather than padding, memory traffic or Python. `transferkit bench-peak`
+measures it once and caches it per CPU model, thread count and torch version (`make` runs it at
+install); `fit` only reads the cache, so a busy machine never measures it in passing.
 
 bf16 autocast pays only where the CPU multiplies bf16 natively (AVX512-BF16 or AMX); elsewhere
 oneDNN emulates it, hundreds of times slower than fp32 (measured on an AVX2-only EPYC: 0.29
@@ -13,21 +15,22 @@ GFLOP/s bf16 vs 115 fp32), so `precision=auto` takes bf16 only on such CPUs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .config import PRECISIONS
 from .errors import ConfigError
 from .io_utils import cache_home, write_json_atomic
-
-PRECISIONS = ("auto", "bf16", "fp32")
 
 
 def native_bf16() -> bool:
@@ -51,11 +54,21 @@ def autocast(precision: str) -> torch.autocast:
 
 
 def cpu_count() -> int:
-    """CPUs this process may run on (its affinity mask, which containers and taskset set)."""
+    """Physical cores this process may run on: its affinity mask (which containers and taskset
+    set), counting SMT siblings of one core once — one compute thread per core, as PyTorch's own
+    default; a second thread on a hyper-thread only contends for the same FMA units."""
     try:
-        return len(os.sched_getaffinity(0))
+        allowed = os.sched_getaffinity(0)
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        return max(1, (os.cpu_count() or 2) // 2)
+    cores = set()
+    for cpu in allowed:
+        try:
+            siblings = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list").read_text().strip()
+        except OSError:
+            siblings = str(cpu)  # no topology exposed (some VMs): every CPU is its own core
+        cores.add(siblings)
+    return max(1, len(cores))
 
 
 def local_processes() -> int:
@@ -63,19 +76,28 @@ def local_processes() -> int:
     return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
-def configure_threads(requested: int | None = None) -> int:
-    """Set PyTorch's intra-op threads: `requested`, else $TRANSFERKIT_THREADS, else this machine's
-    CPUs divided among the processes a distributed launch starts here (oversubscribed cores
-    thrash; torchrun's blanket OMP_NUM_THREADS=1 leaves cores idle). Returns the count."""
+def thread_count(requested: int | None = None) -> int:
+    """The intra-op threads a run should use: `requested`, else $TRANSFERKIT_THREADS, else this
+    machine's cores divided among the processes a distributed launch starts here (oversubscribed
+    cores thrash; torchrun's blanket OMP_NUM_THREADS=1 leaves cores idle)."""
     from_env = os.environ.get("TRANSFERKIT_THREADS", "").strip()
     if requested is None and from_env:
         if not from_env.isdigit() or int(from_env) < 1:
             raise ConfigError(f"TRANSFERKIT_THREADS must be a whole number >= 1, not {from_env!r}")
         requested = int(from_env)
-    threads = requested or max(1, cpu_count() // local_processes())
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-    return threads
+    return requested or max(1, cpu_count() // local_processes())
+
+
+@contextlib.contextmanager
+def run_threads(requested: int | None = None) -> Iterator[int]:
+    """PyTorch's intra-op threads set to `thread_count(requested)` for the run inside, and put back
+    afterwards, so a `fit(threads=1)` in a notebook does not slow everything after it."""
+    before, threads = torch.get_num_threads(), thread_count(requested)
+    torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(before)
 
 
 def cpu_model() -> str:
@@ -135,20 +157,27 @@ def _peak_key() -> str:
     return f"{cpu_model()}|threads={torch.get_num_threads()}|torch={torch.__version__}"
 
 
+def _peak_entries() -> dict[str, Any]:
+    try:
+        entries = json.loads(_peak_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return entries if isinstance(entries, dict) else {}
+
+
+def known_peak() -> Peak | None:
+    """This machine's cached peak for the current threads and torch, or None if never measured."""
+    entry = _peak_entries().get(_peak_key())
+    try:
+        return Peak(**entry) if isinstance(entry, dict) else None
+    except TypeError:  # written by another version of transferkit
+        return None
+
+
 def cached_peak(refresh: bool = False) -> Peak:
     """This machine's peak from the cache, measured (and cached) when absent or `refresh`."""
-    path = _peak_path()
-    try:
-        entries: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        entries = {}
-    key = _peak_key()
-    if not refresh and isinstance(entries.get(key), dict):
-        try:
-            return Peak(**entries[key])
-        except TypeError:
-            pass  # written by another version: measure again
-    peak = measure_peak()
-    entries[key] = asdict(peak)
-    write_json_atomic(path, entries)
+    peak = None if refresh else known_peak()
+    if peak is None:
+        peak = measure_peak()
+        write_json_atomic(_peak_path(), {**_peak_entries(), _peak_key(): asdict(peak)})
     return peak

@@ -28,7 +28,7 @@ from .export.adapters import adapter_card, adapter_size_note
 from .export.artifact import read_meta, save_artifact
 from .features import cached_features, source_hash
 from .frozen import frozen_bottom_sets
-from .hardware import cached_peak, configure_threads
+from .hardware import known_peak, run_threads
 from .inference import model_logits
 from .heads import make_head
 from .io_utils import previous_version, write_json_atomic
@@ -69,6 +69,12 @@ def fit(config: str | Path | FitConfig | None = None, **overrides: Any) -> FitRe
 
 
 def run_fit(cfg: FitConfig) -> FitResult:
+    """The whole pipeline for one configuration, with the run's own thread count."""
+    with run_threads(cfg.threads):
+        return _run_fit(cfg)
+
+
+def _run_fit(cfg: FitConfig) -> FitResult:
     from accelerate import PartialState
 
     quiet_transformers()
@@ -77,7 +83,6 @@ def run_fit(cfg: FitConfig) -> FitResult:
     processes = PartialState(cpu=True)  # CPU training; with cpu=True a torchrun launch means DDP over gloo
     main = processes.is_main_process
     log = Log(cfg.quiet or not main)
-    configure_threads(cfg.threads)
     run_dir = _run_dir(cfg, processes)
     claim_run_dir(run_dir, cfg.overwrite, cfg.resume)
     torch.manual_seed(cfg.seed)
@@ -101,10 +106,8 @@ def run_fit(cfg: FitConfig) -> FitResult:
         f"{'classes' if data.task == 'classification' else 'target'}")
 
     needs_features = strategy.uses_feature_cache or not cfg.skip_before
-    features_started = time.perf_counter()
     with processes.main_process_first():  # the other processes then read the main one's feature cache
-        features = frozen_features(backbone, data, eval_sets, cfg, log) if needs_features else {}
-    features_seconds = time.perf_counter() - features_started
+        features, features_seconds = frozen_features(backbone, data, eval_sets, cfg, log) if needs_features else ({}, 0.0)
     before = before_outputs(cfg, strategy, data, eval_sets, features) if main and not cfg.skip_before else None
 
     trained = train_model(cfg, data, strategy, backbone, features, log, checkpoint_dir=run_dir / "checkpoint",
@@ -192,7 +195,8 @@ def train_model(cfg: FitConfig, data: TaskData, strategy: Strategy, backbone: Ba
 
     `extras` are per-training-example arrays every batch carries (e.g. a teacher's logits);
     `features` are the frozen features a feature-cache strategy trains on, and `features_seconds`
-    what computing them cost (part of this training's time; zero when the disk cache had them).
+    what computing its train and val features cost (part of this training's time; only reading
+    them when the disk cache had them).
     """
     torch.manual_seed(cfg.seed)
     head = make_head(data.task, backbone.feature_dim, data.num_outputs, cfg.dropout, data.train.targets)
@@ -238,13 +242,17 @@ def check_compatible(backbone: Backbone, strategy: Strategy, data: TaskData, cfg
 
 
 def frozen_features(backbone: Backbone, data: TaskData, eval_sets: dict[str, Split], cfg: FitConfig,
-                    log: Log) -> dict[str, np.ndarray]:
-    """Frozen-backbone features of train, val and every evaluation set (from the disk cache when seen)."""
+                    log: Log) -> tuple[dict[str, np.ndarray], float]:
+    """Frozen-backbone features of train, val and every evaluation set (from the disk cache when
+    seen), and the seconds the train and val ones took: what training on them cost."""
     started = time.perf_counter()
-    splits = {"train": data.train, "val": data.val, **eval_sets}
-    features = {name: cached_features(backbone, split.items, cfg.eval_batch_size) for name, split in splits.items()}
-    log(f"frozen features of {sum(len(s) for s in splits.values())} examples in {time.perf_counter() - started:.1f}s")
-    return features
+    features = {name: cached_features(backbone, split.items, cfg.eval_batch_size)
+                for name, split in (("train", data.train), ("val", data.val))}
+    training_seconds = time.perf_counter() - started
+    features.update({name: cached_features(backbone, split.items, cfg.eval_batch_size) for name, split in eval_sets.items()})
+    log(f"frozen features of {len(data.train) + len(data.val) + sum(len(s) for s in eval_sets.values())} examples "
+        f"in {time.perf_counter() - started:.1f}s")
+    return features, training_seconds
 
 
 def _training_sets(model: TransferModel, strategy: Strategy, data: TaskData, features: dict[str, np.ndarray],
@@ -304,7 +312,9 @@ def _assemble_metrics(cfg, data, eval_sets, before, after, trained: Trained, str
         "total_params": trained.total,
         "epochs_run": result.state.epoch, "best_step": result.state.best_step,
         "stopped_early": bool(result.state.stop_reason), "stop_reason": result.state.stop_reason,
-        "throughput": throughput(result, "tokens" if data.modality == "text" else "images"),
+        # A feature-cache strategy's epochs see one feature vector per example, not tokens or images.
+        "throughput": throughput(result, "features" if strategy.uses_feature_cache
+                                 else "tokens" if data.modality == "text" else "images"),
         "eval_sets": compared, "notes": data.notes,
     }
 
@@ -314,7 +324,7 @@ def throughput(result: TrainResult, unit: str) -> dict[str, Any]:
     flops, flop_positions = result.step_flops
     return throughput_record(examples=result.examples_seen, units=result.units_seen, positions=result.positions_seen,
                              seconds=result.train_seconds, step_seconds=result.step_seconds, flops=flops,
-                             flop_positions=flop_positions, peak=cached_peak(), precision=result.precision,
+                             flop_positions=flop_positions, peak=known_peak(), precision=result.precision,
                              threads=result.threads, processes=result.processes, unit=unit)
 
 

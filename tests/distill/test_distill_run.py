@@ -217,6 +217,11 @@ def bad_cases(data: Path, teacher_dir: Path, d: Path) -> dict[str, tuple[Any, li
     write_csv(d / "three.csv", three)
     numeric = write_csv(d / "numeric.csv", [(text, str(i % 5)) for i, (text, _) in enumerate(make_sentences(40))])
 
+    def onnx_teacher() -> Path:
+        from transferkit.export.exporter import export_model
+
+        return export_model(teacher_dir, "onnx", d / "onnx-teacher", quiet=True).directory
+
     def regression_teacher() -> Path:
         assert main(["fit", "--data", str(numeric), "--task", "regression", "--model", "tiny-bert", "--epochs", "1",
                      "--out", str(d / "regression"), "--quiet", "--skip-before"]) == 0
@@ -225,6 +230,7 @@ def bad_cases(data: Path, teacher_dir: Path, d: Path) -> dict[str, tuple[Any, li
     return {
         "regression teacher": (lambda: distill_argv(regression_teacher(), numeric, d / "out", "--task", "regression"),
                                ["classification teacher", "regression"]),
+        "onnx teacher": (lambda: distill_argv(onnx_teacher(), data, d / "out"), ["ONNX export", str(teacher_dir)]),
         "label set differs": (distill_argv(teacher_dir, d / "three.csv", d / "out"), ["'meh'", "label sets"]),
         "missing teacher": (distill_argv(d / "nowhere", data, d / "out"), [str(d / "nowhere")]),
         "teacher saw the test split": (distill_argv(teacher_dir, data, d / "out", "--seed", "1"),
@@ -239,7 +245,7 @@ def bad_cases(data: Path, teacher_dir: Path, d: Path) -> dict[str, tuple[Any, li
     }
 
 
-CASES = ["regression teacher", "label set differs", "missing teacher", "teacher saw the test split", "alpha out of range", "nested distill",
+CASES = ["regression teacher", "onnx teacher", "label set differs", "missing teacher", "teacher saw the test split", "alpha out of range", "nested distill",
          "missing unlabelled file", "unknown unlabelled column", "unknown student"]
 
 

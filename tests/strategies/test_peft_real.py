@@ -1,6 +1,7 @@
-"""PEFT strategies on the real packaged models (slow): MiniLM (LoRA, BitFit, IA3) and EfficientNet-Lite0
-(LoRA on its pointwise convolutions). Each trains on a small real sample, reloads in a fresh
-process with identical predictions, and the LoRA artifacts merge within the stated tolerance."""
+"""Strategies on the real packaged models (slow): MiniLM (LoRA, BitFit, IA3, prefix tuning, and
+freeze-bottom:4 with its frozen bottom computed once) and EfficientNet-Lite0 (LoRA on its pointwise
+convolutions). Each trains on a small real sample, reloads in a fresh process with identical
+predictions, and the LoRA artifacts merge within the stated tolerance."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ CASES = [
     ("minilm-l6", "lora", {"data": "builtin:vader-movie", "train_size": 200, "max_length": 64, "epochs": 3}),
     ("minilm-l6", "bitfit", {"data": "builtin:vader-movie", "train_size": 200, "max_length": 64}),
     ("minilm-l6", "ia3", {"data": "builtin:vader-movie", "train_size": 200, "max_length": 64}),
+    ("minilm-l6", "prefix", {"data": "builtin:vader-movie", "train_size": 200, "max_length": 64}),
+    # The frozen bottom computed once on the real encoder, end to end through save and reload.
+    ("minilm-l6", "freeze-bottom:4", {"data": "builtin:vader-movie", "train_size": 200, "max_length": 64}),
     ("efficientnet-lite0", "lora", {"data": "builtin:mnist-5k", "train_size": 100, "image_size": 64}),
 ]
 

@@ -118,15 +118,21 @@ def test_cached_and_uncached_freeze_bottom_train_the_same_model(model, data, sen
 
 @pytest.mark.parametrize("why", ["mismatch", "over budget"])
 def test_freeze_bottom_falls_back_to_the_full_forward(why, sentences, tmp_path, capsys, monkeypatch):
+    options = dict(data=str(sentences), model="tiny-bert", strategy="freeze-bottom:1", epochs=1, seed=0, skip_before=True)
+    uncached = transferkit.fit(**options, cache_frozen=False, quiet=True, out=str(tmp_path / "uncached"))
     if why == "mismatch":
         monkeypatch.setattr(frozen, "_difference", lambda *args: 1.0)
     else:
         monkeypatch.setattr(frozen, "MAX_BYTES", 1000)
-    result = transferkit.fit(data=str(sentences), model="tiny-bert", strategy="freeze-bottom:1", epochs=1, seed=0,
-                             skip_before=True, out=str(tmp_path / "run"))
+    result = transferkit.fit(**options, out=str(tmp_path / "run"))
     log = capsys.readouterr().err
     assert "computing it every step" in log and "computed once" not in log
-    assert result.metrics["after"]["accuracy"] >= 0.0 and (result.model_dir / "transferkit.json").is_file()
+    # The fallback is exactly the uncached run: same trained weights, same test predictions.
+    assert result.metrics["after"] == uncached.metrics["after"]
+    assert load_file(str(result.model_dir / "head.safetensors")).keys() == load_file(
+        str(uncached.model_dir / "head.safetensors")).keys()
+    for name, tensor in load_file(str(result.model_dir / "head.safetensors")).items():
+        assert torch.equal(tensor, load_file(str(uncached.model_dir / "head.safetensors"))[name])
 
 
 def test_bf16_autocast_agrees_with_fp32_on_the_same_weights(sentences, tmp_path):
@@ -177,6 +183,8 @@ def test_step_flops_counts_a_linear_layer_exactly_and_leaves_no_trace():
 
 
 def test_fit_accounts_for_useful_tokens_and_the_share_of_peak(sentences, tmp_path):
+    with hardware.run_threads(1):
+        hardware.cached_peak()  # what `make` does at install (bench-peak); fit itself only reads it
     result = transferkit.fit(data=str(sentences), model="tiny-bert", strategy="full", epochs=2, batch_size=8, seed=0,
                              skip_before=True, patience=0, quiet=True, out=str(tmp_path / "run"))
     t = result.metrics["throughput"]
@@ -188,7 +196,17 @@ def test_fit_accounts_for_useful_tokens_and_the_share_of_peak(sentences, tmp_pat
     assert 0.0 <= t["padding_share"] < 0.2  # length buckets: little padding
     assert t["flops_per_position"] > 0 and 0 < t["peak_share"] < 1
     assert t["useful_gflops_per_s"] == pytest.approx(t["flops_per_position"] * t["useful_tokens"] / t["step_seconds"] / 1e9)
-    assert "of this machine's fp32 matmul peak" in (result.run_dir / "report.md").read_text() or t["precision"] == "bf16"
+    assert f"of this machine's {t['precision']} matmul peak" in (result.run_dir / "report.md").read_text()
+
+
+def test_without_a_measured_peak_fit_leaves_the_share_out_and_never_measures(sentences, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERKIT_HOME", str(tmp_path / "home"))  # nothing cached here
+    monkeypatch.setattr(hardware, "measure_peak", lambda *a, **k: pytest.fail("fit measured the peak"))
+    result = transferkit.fit(data=str(sentences), model="tiny-bert", strategy="linear-probe", epochs=1, seed=0,
+                             quiet=True, out=str(tmp_path / "run"))
+    t = result.metrics["throughput"]
+    assert "peak_share" not in t and t["useful_gflops_per_s"] > 0 and t["unit"] == "features"
+    assert "run `transferkit bench-peak`" in (result.run_dir / "report.md").read_text()
 
 
 def test_peak_is_measured_once_then_read_from_the_cache(monkeypatch, tmp_path, capsys):
@@ -209,21 +227,37 @@ def test_peak_is_measured_once_then_read_from_the_cache(monkeypatch, tmp_path, c
     assert json.loads(capsys.readouterr().out)["fp32_gflops"] > 0
 
 
-def test_threads_follow_the_flag_the_environment_and_the_launch(monkeypatch):
+def test_threads_follow_the_flag_the_environment_and_the_launch_and_are_put_back(monkeypatch):
+    monkeypatch.setattr(hardware, "cpu_count", lambda: 8)
+    monkeypatch.delenv("TRANSFERKIT_THREADS", raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert hardware.thread_count() == 4  # 8 cores, 2 processes on this machine
+    monkeypatch.setenv("TRANSFERKIT_THREADS", "3")
+    assert hardware.thread_count() == 3 and hardware.thread_count(5) == 5
     before = torch.get_num_threads()
-    try:
-        monkeypatch.setattr(hardware, "cpu_count", lambda: 8)
-        monkeypatch.delenv("TRANSFERKIT_THREADS", raising=False)
-        monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
-        assert hardware.configure_threads() == 4 == torch.get_num_threads()  # 8 CPUs, 2 processes here
-        monkeypatch.setenv("TRANSFERKIT_THREADS", "3")
-        assert hardware.configure_threads() == 3
-        assert hardware.configure_threads(5) == 5
-        monkeypatch.setenv("TRANSFERKIT_THREADS", "many")
-        with pytest.raises(ConfigError, match="TRANSFERKIT_THREADS"):
-            hardware.configure_threads()
-    finally:
-        torch.set_num_threads(before)
+    with hardware.run_threads(2) as threads:
+        assert threads == 2 == torch.get_num_threads()
+    assert torch.get_num_threads() == before
+    monkeypatch.setenv("TRANSFERKIT_THREADS", "many")
+    with pytest.raises(ConfigError, match="TRANSFERKIT_THREADS"):
+        hardware.thread_count()
+
+
+def test_physical_cores_count_smt_siblings_once(monkeypatch, tmp_path):
+    monkeypatch.setattr(hardware.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    siblings = {0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3"}  # 2 cores, 2 hyper-threads each
+    real_path = hardware.Path
+
+    def fake_path(text):
+        for cpu, listing in siblings.items():
+            if text == f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list":
+                file = tmp_path / f"cpu{cpu}"
+                file.write_text(listing + "\n")
+                return file
+        return real_path(text)
+
+    monkeypatch.setattr(hardware, "Path", fake_path)
+    assert hardware.cpu_count() == 2
 
 
 def fit_command(data: Path, out: Path, *extra: str) -> list[str]:
@@ -241,6 +275,8 @@ def run_distributed(args: list[str], processes: int = 2) -> subprocess.Completed
 
 def test_two_process_ddp_run_trains_like_one_process_and_writes_once(sentences, tmp_path):
     single = tmp_path / "single"
+    with hardware.run_threads(max(1, hardware.cpu_count() // 2)):
+        hardware.cached_peak()  # each of the two processes measures itself against a one-process peak
     assert main(fit_command(sentences, single, "--quiet")) == 0
     ddp = run_distributed(fit_command(sentences, tmp_path / "ddp"))
     assert ddp.returncode == 0, ddp.stderr[-3000:]
@@ -250,6 +286,7 @@ def test_two_process_ddp_run_trains_like_one_process_and_writes_once(sentences, 
     one, two = (json.loads((run / "metrics.json").read_text()) for run in (single, tmp_path / "ddp"))
     assert two["throughput"]["processes"] == 2 and one["throughput"]["processes"] == 1
     assert two["throughput"]["threads"] == max(1, hardware.cpu_count() // 2)
+    assert 0 < two["throughput"]["peak_share"] < 1  # per process, against one process's peak
     # Every example once per epoch, across the two processes (each its share of the batches).
     n_train = json.loads((single / "split.json").read_text())["sizes"]["train"]
     assert one["throughput"]["examples"] == 3 * n_train

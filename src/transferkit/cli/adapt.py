@@ -48,8 +48,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _delta_text(name: str, result: dict) -> str:
     from ..adaptation import BASELINE
+    from ..evaluation.report import ci_text
 
-    if name == BASELINE:
-        return "(baseline)"
-    delta = result["delta_vs_source_only"]
-    return f"{delta['mean']:+.4f} [{delta['ci95'][0]:+.4f}, {delta['ci95'][1]:+.4f}]"
+    return "(baseline)" if name == BASELINE else ci_text(result["delta_vs_source_only"])

@@ -21,10 +21,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..hardware import cached_peak, configure_threads
+    from ..hardware import cached_peak, run_threads
 
-    configure_threads(args.threads)
-    peak = cached_peak(refresh=args.refresh)
+    with run_threads(args.threads):
+        peak = cached_peak(refresh=args.refresh)
     if args.json:
         print(json.dumps(dataclasses.asdict(peak), indent=2))
         return 0

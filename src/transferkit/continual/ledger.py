@@ -65,9 +65,9 @@ class Ledger:
 
     def table(self) -> str:
         """The matrix as a Markdown table."""
-        header, rows = self.rows()
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+        from ..evaluation.report import markdown_table
+
+        return markdown_table(*self.rows())
 
 
 def _signed(value: float | None) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from ..evaluation.report import html_table
 from ..io_utils import write_text_atomic
 from .ledger import Ledger
 
@@ -34,12 +35,9 @@ def _markdown(title: str, verdict: str, facts: list[tuple[str, str]], ledger: Le
 
 
 def _html(title: str, verdict: str, facts: list[tuple[str, str]], ledger: Ledger) -> str:
-    header, rows = ledger.rows()
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
     items = "".join(f"<li>{html.escape(name)}: {html.escape(value)}</li>" for name, value in facts)
     parts = [f"<h1>{html.escape(title)}</h1>", f"<p><strong>{html.escape(verdict)}</strong></p>", f"<ul>{items}</ul>",
              "<h2>Accuracy by version and data batch</h2>",
-             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>", f"<p>{html.escape(EXPLANATION)}</p>"]
+             html_table(*ledger.rows()), f"<p>{html.escape(EXPLANATION)}</p>"]
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n")

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..io_utils import write_text_atomic
 from .plots import plt
-from .report import _html_table, _markdown_table
+from .report import ci_text, html_table, markdown_table
 
 MODELS = {"teacher": "teacher", "student_plain": "student without distillation",
           "student_distilled": "student with distillation"}
@@ -25,11 +25,6 @@ def verdict(delta: dict[str, Any]) -> str:
     return f"Distillation did not clearly help: {change}, and the 95% CI ({low:+.3f} to {high:+.3f}) includes zero."
 
 
-def _ci(delta: dict[str, Any]) -> str:
-    low, high = delta["ci95"]
-    return f"{delta['mean']:+.4f} [{low:+.4f}, {high:+.4f}]"
-
-
 def model_rows(metrics: dict[str, Any]) -> list[list[str]]:
     """One row per model: parameters, accuracy with its CI, macro-F1, closeness to the teacher, speed."""
     rows = []
@@ -41,7 +36,7 @@ def model_rows(metrics: dict[str, Any]) -> list[list[str]]:
         rows.append([label, f"{entry['parameters']:,}", f"{entry['accuracy']:.4f} [{low:.4f}, {high:.4f}]",
                      f"{entry['macro_f1']:.4f}",
                      f"{entry['agreement_with_teacher']:.4f}" if "agreement_with_teacher" in entry else "—",
-                     _ci(entry["vs_teacher"]) if "vs_teacher" in entry else "—",
+                     ci_text(entry["vs_teacher"]) if "vs_teacher" in entry else "—",
                      f"{latency['ms_per_example_batch1']:.1f}", f"{throughput:.1f}"])
     return rows
 
@@ -52,7 +47,7 @@ MODEL_HEADER = ["model", "parameters", "accuracy [95% CI]", "macro-F1", "agreeme
 
 def _sections(metrics: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
     settings = metrics["distillation"]
-    paired = [["accuracy", _ci(metrics["delta_accuracy"])], ["agreement with the teacher", _ci(metrics["delta_agreement"])]]
+    paired = [["accuracy", ci_text(metrics["delta_accuracy"])], ["agreement with the teacher", ci_text(metrics["delta_agreement"])]]
     run = [["teacher", f"{settings['teacher']} (sha256 {settings['teacher_sha256'][:16]}…)"],
            ["student", f"{metrics['student']} · {metrics['strategy']}"], ["data", metrics["data"]],
            ["loss", f"α·T²·KL + (1−α)·CE with T = {settings['temperature']}, α = {settings['alpha']}"],
@@ -97,8 +92,8 @@ def write_distill_report(run_dir: Path, metrics: dict[str, Any]) -> None:
     md = [f"# {title}", "", f"**{metrics['verdict']}**", ""]
     body = [f"<h1>{html.escape(title)}</h1>", f"<p><strong>{html.escape(metrics['verdict'])}</strong></p>"]
     for heading, header, rows in _sections(metrics):
-        md += [f"## {heading}", "", _markdown_table(header, rows), ""]
-        body += [f"<h2>{html.escape(heading)}</h2>", _html_table(header, rows)]
+        md += [f"## {heading}", "", markdown_table(header, rows), ""]
+        body += [f"<h2>{html.escape(heading)}</h2>", html_table(header, rows)]
     md += [f"![{figure.stem}]({figure.name})", "", *[f"- note: {n}" for n in metrics.get("notes", [])]]
     body += [f'<p><img src="{html.escape(figure.name)}" alt="{html.escape(figure.stem)}"></p>',
              *[f"<p><em>note: {html.escape(n)}</em></p>" for n in metrics.get("notes", [])]]
@@ -120,7 +115,7 @@ def distilled_model_card(meta: dict[str, Any], metrics: dict[str, Any]) -> str:
         f"α = {settings['alpha']} (Hinton et al., 2015); student strategy {settings['strategy']}",
         f"- data: {meta['data']['origin']} (split in split.json, seed {meta['data']['seed']}), "
         f"{settings['n_unlabelled']} unlabelled texts added to the transfer set", "",
-        "## Results (test split)", "", _markdown_table(MODEL_HEADER, model_rows(metrics)), "", metrics["verdict"], "",
+        "## Results (test split)", "", markdown_table(MODEL_HEADER, model_rows(metrics)), "", metrics["verdict"], "",
         "## Use", "", "```python", "import transferkit", "model = transferkit.load('PATH/TO/model')",
         "model.predict([...])", "```",
     ]

@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ..io_utils import write_text_atomic  # noqa: E402
-from .report import _html_table, _markdown_table  # noqa: E402
+from .report import html_table, markdown_table  # noqa: E402
 
 if TYPE_CHECKING:
     from ..rank.select import Ranking
@@ -135,8 +135,8 @@ def _write(directory: Path, title: str, sections: list[Section], notes: list[str
     md = [f"# {title}", "", *[f"**{line}**" for line in headline], ""]
     body = [f"<h1>{html.escape(title)}</h1>", *[f"<p><strong>{html.escape(line)}</strong></p>" for line in headline]]
     for heading, header, rows in sections:
-        md += [f"## {heading}", "", _markdown_table(header, rows), ""]
-        body += [f"<h2>{html.escape(heading)}</h2>", _html_table(header, rows)]
+        md += [f"## {heading}", "", markdown_table(header, rows), ""]
+        body += [f"<h2>{html.escape(heading)}</h2>", html_table(header, rows)]
     md += [f"![{f.stem}]({f.name})" for f in figures] + ["", *[f"- note: {n}" for n in notes]]
     body += [f'<p><img src="{html.escape(f.name)}" alt="{html.escape(f.stem)}"></p>' for f in figures]
     body += [f"<p><em>note: {html.escape(n)}</em></p>" for n in notes]

@@ -14,7 +14,7 @@ def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def _ci(delta: dict[str, Any]) -> str:
+def ci_text(delta: dict[str, Any]) -> str:
     low, high = delta["ci95"]
     return f"{delta['mean']:+.4f} [{low:+.4f}, {high:+.4f}]"
 
@@ -29,17 +29,17 @@ def comparison_rows(metrics: dict[str, Any]) -> list[list[str]]:
         before = entry.get("before", {}).get(key)
         delta = entry.get(delta_key)
         rows.append([name, str(entry.get("n", metrics.get("n_test"))), _fmt(before) if before is not None else "—",
-                     _fmt(entry["after"][key]), _ci(delta) if delta else "—"])
+                     _fmt(entry["after"][key]), ci_text(delta) if delta else "—"])
     return rows
 
 
-def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def _html_table(header: list[str], rows: list[list[str]]) -> str:
+def html_table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -52,8 +52,11 @@ def throughput_line(t: dict[str, Any]) -> str:
     if "padding_share" in t:
         parts.append(f"padding {100 * t['padding_share']:.1f}% of positions")
     if "peak_share" in t:
-        parts.append(f"steps at {t['useful_gflops_per_s']:.1f} useful GFLOP/s = {100 * t['peak_share']:.1f}% of this "
-                     f"machine's {t['precision']} matmul peak ({t['peak_gflops']:.0f} GFLOP/s)")
+        parts.append(f"steps at {t['useful_gflops_per_s']:.1f} useful GFLOP/s per process = {100 * t['peak_share']:.1f}% "
+                     f"of this machine's {t['precision']} matmul peak ({t['peak_gflops']:.0f} GFLOP/s)")
+    elif "useful_gflops_per_s" in t:
+        parts.append(f"steps at {t['useful_gflops_per_s']:.1f} useful GFLOP/s per process (share of peak: run "
+                     "`transferkit bench-peak` once on an idle machine)")
     if "threads" in t:
         parts.append(f"{t['precision']}, {t['threads']} thread(s) × {t.get('processes', 1)} process(es)")
     return "; ".join(parts)
@@ -94,7 +97,7 @@ def write_report(run_dir: Path, metrics: dict[str, Any], history: list[dict[str,
         if "verdict" in entry:
             md += [f"On {name}: {entry['verdict']}", ""]
     for heading, header, rows in sections:
-        md += [f"## {heading}", "", _markdown_table(header, rows), ""]
+        md += [f"## {heading}", "", markdown_table(header, rows), ""]
     md += [f"![{f.stem}]({f.name})" for f in figures]
     md += ["", *[f"- note: {n}" for n in metrics.get("notes", [])]]
     write_text_atomic(run_dir / "report.md", "\n".join(md) + "\n")
@@ -103,7 +106,7 @@ def write_report(run_dir: Path, metrics: dict[str, Any], history: list[dict[str,
         if "verdict" in entry:
             body.append(f"<p>On {html.escape(name)}: {html.escape(entry['verdict'])}</p>")
     for heading, header, rows in sections:
-        body += [f"<h2>{html.escape(heading)}</h2>", _html_table(header, rows)]
+        body += [f"<h2>{html.escape(heading)}</h2>", html_table(header, rows)]
     body += [f'<p><img src="{html.escape(f.name)}" alt="{html.escape(f.stem)}"></p>' for f in figures]
     body += [f"<p><em>note: {html.escape(n)}</em></p>" for n in metrics.get("notes", [])]
     style = "body{font-family:sans-serif;max-width:980px;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
@@ -121,7 +124,7 @@ def model_card(meta: dict[str, Any], metrics: dict[str, Any]) -> str:
         f"- source model: {meta['backbone']['source']} (weights sha256 {meta['backbone']['source_weights_sha256'][:16]}…)",
         f"- strategy: {meta['strategy']}",
         f"- data: {meta['data']['origin']} (split in split.json, seed {meta['data']['seed']})", "",
-        "## Results", "", _markdown_table(["evaluation set", "n", f"BEFORE {key}", f"AFTER {key}", "Δ (95% CI)"], rows), "",
+        "## Results", "", markdown_table(["evaluation set", "n", f"BEFORE {key}", f"AFTER {key}", "Δ (95% CI)"], rows), "",
         metrics["verdict"], "", "## Use", "", "```python", "import transferkit",
         "model = transferkit.load('PATH/TO/model')", "model.predict([...])", "```", "",
         "`transferkit predict --model PATH/TO/model --input FILE` does the same from the shell.",

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..io_utils import write_text_atomic
 from .plots import plt
-from .report import _html_table, _markdown_table
+from .report import html_table, markdown_table
 
 HEADER = ["strategy", "test accuracy", "macro-F1", "trainable / total params (share)", "train time (s)",
           "peak memory (MB)", "artifact (MB)"]
@@ -111,11 +111,11 @@ def write_compare_report(out: Path, summary: list[dict[str, Any]], context: dict
                "such as head-then-full, count every layer they unfroze). Train time: the run's training, including "
                "encoding its inputs and any frozen computation done once (linear-probe's features). Peak memory: "
                "peak resident memory of the run's own process. Artifact: the saved model/ directory. MB = 10^6 bytes.")
-    md = [f"# {title}", "", setting, "", _markdown_table(HEADER, rows), "", explain, "", f"![{figure.stem}]({figure.name})", "",
+    md = [f"# {title}", "", setting, "", markdown_table(HEADER, rows), "", explain, "", f"![{figure.stem}]({figure.name})", "",
           "One record per strategy × seed: compare.json."]
     write_text_atomic(Path(out) / "report.md", "\n".join(md) + "\n")
     style = "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
-    body = (f"<h1>{html.escape(title)}</h1><p>{html.escape(setting)}</p>{_html_table(HEADER, rows)}"
+    body = (f"<h1>{html.escape(title)}</h1><p>{html.escape(setting)}</p>{html_table(HEADER, rows)}"
             f"<p>{html.escape(explain)}</p><p><img src='{figure.name}' alt='{figure.stem}'></p>"
             "<p>One record per strategy × seed: compare.json.</p>")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

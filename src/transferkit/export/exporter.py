@@ -55,8 +55,8 @@ def export_model(model: str | Path, format: str, out: str | Path, *, max_drop: f
         raise ConfigError("--max-drop must be a finite number of accuracy points and --repeats >= 1")
     source_dir = resolve_artifact_dir(model)
     meta = read_meta(source_dir)
-    _check_source(fmt, meta, source_dir)
-    out = _check_out(Path(out).expanduser(), source_dir, overwrite)
+    check_source(fmt, meta, source_dir)
+    out = check_out(Path(out).expanduser(), source_dir, overwrite)
     test, described = verification_split(source_dir, meta, verify_data)
     source = Source(source_dir, meta, load_model(source_dir)[0])
     with atomic_dir(out, overwrite=overwrite) as staging:
@@ -86,7 +86,8 @@ def _options(fmt: ExportFormat, sparsity: float | None, recover_epochs: int | No
     return ExportOptions(**given, seed=seed)
 
 
-def _check_source(fmt: ExportFormat, meta: dict[str, Any], directory: Path) -> None:
+def check_source(fmt: ExportFormat, meta: dict[str, Any], directory: Path) -> None:
+    """Refuse, before anything is written, a source this format cannot be exported from."""
     if meta.get("task") != "classification":
         raise ConfigError(f"{directory} is a {meta.get('task')} model; export verification compares classification "
                           "accuracy, so only classification artifacts can be exported")
@@ -102,10 +103,11 @@ def _check_source(fmt: ExportFormat, meta: dict[str, Any], directory: Path) -> N
                           f"({meta['modality']} backbone): {fmt.unsupported_because}")
 
 
-def _check_out(out: Path, source_dir: Path, overwrite: bool) -> Path:
+def check_out(out: Path, source_dir: Path, overwrite: bool, what: str = "the source artifact") -> Path:
+    """`out`, unless it overlaps the source or exists (without `overwrite`)."""
     resolved, source = out.resolve(), source_dir.resolve()
     if resolved == source or source in resolved.parents or resolved in source.parents:
-        raise ConfigError(f"--out {out} overlaps the source artifact {source_dir}; choose a directory outside it")
+        raise ConfigError(f"--out {out} overlaps {what} {source_dir}; choose a directory outside it")
     if out.exists() and not (overwrite and out.is_dir()):
         raise OutputExistsError(f"{out} already exists; choose another --out or pass --overwrite to replace it")
     return out

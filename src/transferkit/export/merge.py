@@ -22,11 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, ModelError, OutputExistsError, VerificationError
+from ..errors import ModelError, VerificationError
 from ..io_utils import atomic_dir
 from ..runs import Log
 from ..zoo.peft_wrap import merge_adapter
 from .artifact import META_FILE, load_model, read_meta, resolve_artifact_dir, write_artifact
+from .exporter import check_out
 from .splits import verification_split
 from .verify import directory_mb, run_fresh
 
@@ -49,7 +50,7 @@ def merge_artifact(model: str | Path, out: str | Path, *, overwrite: bool = Fals
     source_dir = resolve_artifact_dir(model)
     meta = read_meta(source_dir)
     _require_lora(meta, source_dir)
-    out = _check_out(Path(out).expanduser(), source_dir, overwrite)
+    out = check_out(Path(out).expanduser(), source_dir, overwrite, what="the adapter artifact")
     test, described = verification_split(source_dir, meta, None)
     merged, _, _ = load_model(source_dir)
     merge_adapter(merged.backbone)
@@ -77,15 +78,6 @@ def _require_lora(meta: dict[str, Any], directory: Path) -> None:
     if method != "lora":
         raise ModelError(f"{directory} holds an {method} adapter; only LoRA adapters merge into the weights here "
                          "(transferkit.load runs the adapter as it is)")
-
-
-def _check_out(out: Path, source_dir: Path, overwrite: bool) -> Path:
-    resolved, source = out.resolve(), source_dir.resolve()
-    if resolved == source or source in resolved.parents or resolved in source.parents:
-        raise ConfigError(f"--out {out} overlaps the adapter artifact {source_dir}; choose a directory outside it")
-    if out.exists() and not (overwrite and out.is_dir()):
-        raise OutputExistsError(f"{out} already exists; choose another --out or pass --overwrite to replace it")
-    return out
 
 
 def _merged_meta(meta: dict[str, Any], source_dir: Path) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..evaluation.report import _html_table, _markdown_table  # noqa: E402
+from ..evaluation.report import html_table, markdown_table  # noqa: E402
 from ..io_utils import write_text_atomic  # noqa: E402
 
 HEADER = ["format", "accuracy", "Δ accuracy (points)", "agreement", "max |Δ logit|", "size MB",
@@ -86,11 +86,11 @@ def write_compression_report(directory: Path, verifications: list[dict[str, Any]
              f"Threads: {json.dumps(first['measurement']['threads'])}; timings are medians of "
              f"{first['measurement']['repeats']} run(s).",
              "Speed-up: examples/s at batch 32 over the fp32 source's, measured in the same process."]
-    md = [f"# {title}", "", _markdown_table(HEADER, table_rows(rows)), "", *[f"- {n}" for n in notes], "",
+    md = [f"# {title}", "", markdown_table(HEADER, table_rows(rows)), "", *[f"- {n}" for n in notes], "",
           f"![latency vs accuracy]({plot.name})", ""]
     write_text_atomic(directory / "report.md", "\n".join(md))
     style = "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
-    body = [f"<h1>{html.escape(title)}</h1>", _html_table(HEADER, table_rows(rows)),
+    body = [f"<h1>{html.escape(title)}</h1>", html_table(HEADER, table_rows(rows)),
             "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>",
             f'<p><img src="{plot.name}" alt="latency vs accuracy"></p>']
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
@@ -109,7 +109,7 @@ def export_card(meta: dict[str, Any], verification: dict[str, Any]) -> str:
         f"- source artifact: {source['path']} (sha256 {source['sha256'][:16]}…)",
         f"- task: {meta['task']} ({meta['modality']}), labels: {', '.join(meta.get('label_names', []))}",
         f"- verified on {verification['data']} in a fresh process", "",
-        "## Verification", "", _markdown_table(HEADER, table_rows(records([verification]))), "",
+        "## Verification", "", markdown_table(HEADER, table_rows(records([verification]))), "",
         "All figures are in verification.json; report.html has the plot.", "",
         "## Use", "", "```python", "import transferkit", "model = transferkit.load('PATH/TO/export')",
         "model.predict([...])", "```", "",

@@ -13,10 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, OutputExistsError
+from ..errors import ConfigError
 from ..io_utils import atomic_dir
 from .artifact import read_meta, resolve_artifact_dir
-from .exporter import ExportResult, export_model
+from .exporter import ExportResult, check_out, check_source, export_model
 from .formats import EXPORT_FORMATS, FORMATS, export_format
 from .report import write_compression_report
 
@@ -39,9 +39,10 @@ def export_suite(model: str | Path, formats: list[str], out: str | Path, *, over
                  quiet: bool = False, **options: Any) -> list[ExportResult]:
     """Each of `formats` into OUT/<format> (pruning `options` go to `pruned` only), plus the report."""
     source_dir = resolve_artifact_dir(model)
-    out = Path(out).expanduser()
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out} already exists; choose another --out or pass --overwrite to replace it")
+    meta = read_meta(source_dir)
+    for name in formats:  # every format's refusal before the first export runs
+        check_source(export_format(name), meta, source_dir)
+    out = check_out(Path(out).expanduser(), source_dir, overwrite)
     pruning = {k: options.pop(k) for k in PRUNING_OPTIONS if options.get(k) is not None}
     if pruning and "pruned" not in formats:
         raise ConfigError(f"{', '.join('--' + k.replace('_', '-') for k in pruning)} only apply to --format pruned")
@@ -52,5 +53,5 @@ def export_suite(model: str | Path, formats: list[str], out: str | Path, *, over
                                   **(pruning if name == "pruned" else {}))
             results.append(ExportResult(out / name, result.verification))
         write_compression_report(staging, [r.verification for r in results],
-                                 f"Compression of {source_dir} ({read_meta(source_dir)['backbone']['source']})")
+                                 f"Compression of {source_dir} ({meta['backbone']['source']})")
     return results

@@ -23,7 +23,7 @@ from ..inference import run_batches
 from ..model import TransferModel
 from ..strategies.base import OptimConfig, Strategy
 from .callbacks import Callback, CallbackList, EarlyStopping, TrainState
-from ..hardware import autocast, configure_threads, resolve_precision
+from ..hardware import autocast, resolve_precision, run_threads
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint, state_dict_copy
 from .optim import build_optimizer, build_scheduler
 from .throughput import step_flops
@@ -68,12 +68,20 @@ def validate(core: TransferModel, dataset: EncodedDataset, collate: Callable, ba
 def train(model: TransferModel, strategy: Strategy, train_set: EncodedDataset, val_set: EncodedDataset,
           collate: Callable, cfg: FitConfig, label_names: list[str], checkpoint_dir: Path | None = None,
           callbacks: list[Callback] | None = None, batch_sampler: Any = None) -> TrainResult:
+    """Train `model` with `strategy` on `train_set`, validating on `val_set`; the best weights win."""
+    with run_threads(cfg.threads) as threads:
+        return _train(model, strategy, train_set, val_set, collate, cfg, label_names, checkpoint_dir, callbacks,
+                      batch_sampler, threads)
+
+
+def _train(model: TransferModel, strategy: Strategy, train_set: EncodedDataset, val_set: EncodedDataset,
+           collate: Callable, cfg: FitConfig, label_names: list[str], checkpoint_dir: Path | None,
+           callbacks: list[Callback] | None, batch_sampler: Any, threads: int) -> TrainResult:
     from accelerate import Accelerator
 
     # Under `accelerate launch` / `torchrun` this is one of several processes (DDP, gloo on CPU):
     # each trains on its shard of every epoch's batches and gradients are averaged across them.
     accelerator = Accelerator(cpu=True)  # transferkit trains on the CPU (the rest of the pipeline runs there)
-    threads = configure_threads(cfg.threads)
     precision = resolve_precision(cfg.precision)
     task = cfg.task
     metric = cfg.validation_metric
@@ -130,7 +138,7 @@ def train(model: TransferModel, strategy: Strategy, train_set: EncodedDataset, v
             # DDP registers the parameters that train when it wraps the model: wrap again when
             # a strategy unfreezes more (head-then-full, gradual unfreezing).
             wrapped = accelerator.prepare_model(model)
-        most_trainable = max(most_trainable, sum(p.numel() for p in model.parameters() if p.requires_grad))
+        most_trainable = max(most_trainable, model.parameter_counts()[0])
         wrapped.train()
         events.fire("before_epoch", state)
         losses: list[float] = []

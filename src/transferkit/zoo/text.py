@@ -86,6 +86,7 @@ class HFTextBackbone(Backbone):
         self._preprocessor = TokenizerPreprocessor(tokenizer, max_length)
         self._layer_count = _count_layers(encoder)
         self.model_type = str(getattr(encoder.config, "model_type", ""))
+        self._block_list = self._find_block_list()  # before peft may wrap (and rename) anything
 
     @classmethod
     def from_directory(cls, path: Path | str, source: str, max_length: int = 128) -> HFTextBackbone:
@@ -153,18 +154,18 @@ class HFTextBackbone(Backbone):
 
     @property
     def supports_bottom_split(self) -> bool:  # type: ignore[override]
-        return isinstance(getattr(self.encoder, "embeddings", None), nn.Module) and self._blocks_path() is not None
+        return isinstance(getattr(self.encoder, "embeddings", None), nn.Module) and self._block_list is not None
 
     def bottom(self, batch: dict[str, torch.Tensor], k: int) -> torch.Tensor:
         with self._running(slice(0, k - 1), embeddings=True):
             return self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
 
     def bottom_modules(self, k: int) -> list[nn.Module]:
-        if not self.supports_bottom_split or k < 1:
+        if k < 1 or not self.supports_bottom_split:
             return []
-        return [self.encoder.embeddings, *list(self.get_submodule(self._blocks_path()))[: k - 1]]
+        return [self.encoder.embeddings, *list(self.get_submodule(self._block_list))[: k - 1]]
 
-    def _blocks_path(self) -> str | None:
+    def _find_block_list(self) -> str | None:
         """The module path of the transformer blocks' ModuleList, e.g. 'encoder.encoder.layer'."""
         try:
             path = _block_prefix([n for n, _ in self.named_parameters()]).rstrip(".")
@@ -175,7 +176,7 @@ class HFTextBackbone(Backbone):
     @contextlib.contextmanager
     def _running(self, blocks: slice, embeddings: bool):
         """The encoder with only `blocks` of its block list (and no embeddings, if not `embeddings`)."""
-        parent_path, _, name = self._blocks_path().rpartition(".")
+        parent_path, _, name = self._block_list.rpartition(".")
         parent = self.get_submodule(parent_path)
         every_block, every_embedding = getattr(parent, name), self.encoder.embeddings
         setattr(parent, name, nn.ModuleList(list(every_block)[blocks]))

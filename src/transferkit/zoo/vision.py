@@ -114,9 +114,12 @@ class EfficientNetBackbone(CNNBackbone):
         if "frozen_state" in batch:
             x, start = batch["frozen_state"], int(batch["frozen_groups"]) - 1
         else:
-            x, start = net._swish(net._bn0(net._conv_stem(batch["pixel_values"]))), 0
+            x, start = self._stem(batch["pixel_values"]), 0
         x = self._blocks(x, start, self._block_count)
         return net._swish(net._bn1(net._conv_head(x))).mean(dim=(2, 3))
+
+    def _stem(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.net._swish(self.net._bn0(self.net._conv_stem(pixels)))
 
     def _blocks(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         rate = self.net._global_params.drop_connect_rate
@@ -126,8 +129,7 @@ class EfficientNetBackbone(CNNBackbone):
 
     def bottom(self, batch: dict[str, torch.Tensor], k: int) -> torch.Tensor:
         """Groups [0, k): the stem (group 0) and blocks [0, k − 1)."""
-        net = self.net
-        return self._blocks(net._swish(net._bn0(net._conv_stem(batch["pixel_values"]))), 0, k - 1)
+        return self._blocks(self._stem(batch["pixel_values"]), 0, k - 1)
 
     def bottom_modules(self, k: int) -> list[nn.Module]:
         return [self.net._conv_stem, self.net._bn0, *list(self.net._blocks)[: max(k - 1, 0)]] if k >= 1 else []
