@@ -8,6 +8,7 @@ the mean ± std over seeds of each run's paired Δ (method − source-only on th
 examples; adapt.json's `delta_vs_source_only`).
 
     python benchmarks/domain.py [--seeds 3] [--train-size 600] [--target-size 600] [--epochs 1] [--json out.json]
+                                [--workdir runs/bench-domain]   # keep the runs; a rerun resumes
 """
 
 from __future__ import annotations
@@ -38,17 +39,27 @@ def run_pair(name: str, args: argparse.Namespace, workdir: Path) -> tuple[dict[s
     for seed in range(args.seeds):
         for labels, methods in settings:
             methods = ",".join(m for m in methods.split(",") if m in args.methods.split(","))
+            run_dir = workdir / f"{name}-{labels}-{seed}"
+            if (run_dir / "adapt.json").exists():  # finished earlier (--workdir): read, do not rerun
+                report = json.loads((run_dir / "adapt.json").read_text(encoding="utf-8"))
+                record_scores(report, labels, scores, deltas)
+                continue
             report = adapt(source, target, methods, target_labels=labels, few_per_class=args.few_per_class,
                            target_size=args.target_size, model=model, epochs=args.epochs, train_size=args.train_size,
                            batch_size=32, max_length=64, image_size=args.image_size, lr=lr, head_lr=1e-3, seed=seed,
-                           out=str(workdir / f"{name}-{labels}-{seed}"), quiet=True, save_models=False)
-            for method, result in report["methods"].items():
-                key = method if labels == "none" or method != "source-only" else "source-only (few)"
-                scores.setdefault(key, []).append(result["target_accuracy"])
-                if "delta_vs_source_only" in result:
-                    deltas.setdefault(key, []).append(result["delta_vs_source_only"]["mean"])
+                           out=str(run_dir), quiet=True, save_models=False, overwrite=True)
+            record_scores(report, labels, scores, deltas)
         print(f"{name} seed {seed}: " + ", ".join(f"{m} {v[-1]:.3f}" for m, v in scores.items()), file=sys.stderr)
     return scores, deltas
+
+
+def record_scores(report: dict, labels: str, scores: dict[str, list[float]], deltas: dict[str, list[float]]) -> None:
+    """Append one adapt run's target accuracy and paired Δ per method."""
+    for method, result in report["methods"].items():
+        key = method if labels == "none" or method != "source-only" else "source-only (few)"
+        scores.setdefault(key, []).append(result["target_accuracy"])
+        if "delta_vs_source_only" in result:
+            deltas.setdefault(key, []).append(result["delta_vs_source_only"]["mean"])
 
 
 def _std(values: list[float]) -> float:
@@ -76,11 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--workdir", type=Path,
+                        help="keep every adapt run here; runs already there are read, not rerun (resume)")
     args = parser.parse_args(argv)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
+        workdir = args.workdir or Path(tmp)
         for name in args.pairs.split(","):
-            results[name] = summarise(*run_pair(name, args, Path(tmp)))
+            results[name] = summarise(*run_pair(name, args, workdir))
     print(f"{'pair':<28}{'method':<20}{'target acc (mean ± std)':>26}{'Δ vs source-only':>18}{'paired Δ (mean ± std)':>26}")
     for name, table in results.items():
         for method, r in table.items():
