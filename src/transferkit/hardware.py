@@ -80,6 +80,8 @@ def thread_count(requested: int | None = None) -> int:
     """The intra-op threads a run should use: `requested`, else $TRANSFERKIT_THREADS, else this
     machine's cores divided among the processes a distributed launch starts here (oversubscribed
     cores thrash; torchrun's blanket OMP_NUM_THREADS=1 leaves cores idle)."""
+    if requested is not None and requested < 1:
+        raise ConfigError(f"threads must be a whole number >= 1, not {requested}")
     from_env = os.environ.get("TRANSFERKIT_THREADS", "").strip()
     if requested is None and from_env:
         if not from_env.isdigit() or int(from_env) < 1:

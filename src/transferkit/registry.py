@@ -250,7 +250,7 @@ class Registry:
         target = self.get(version)
         if not force and target.metrics.get("promotable") is False:
             raise RegistryError(f"{version} is not promotable: {not_promotable_reason(target.metrics)}; "
-                                f"pass --force to promote it anyway")
+                                f"pass --force to promote it anyway (`transferkit promote {version} --force`)")
         with self._connect(write=True) as connection, _transaction(connection):
             current = connection.execute(_LIVE_PROMOTIONS + " LIMIT 1").fetchone()
             if current is None or current[1] != version:

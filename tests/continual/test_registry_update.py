@@ -181,6 +181,22 @@ def test_ledger_rows_follow_the_registered_lineage(tmp_path, v1):
         "v2": "v3", "v1": "v1 (unregistered)", "v0": "v0 (unregistered)"}
 
 
+def test_a_fit_made_root_registered_late_keeps_its_registry_id_in_the_ledger(tmp_path, v1):
+    registry = Registry(tmp_path / "models")
+    for _ in range(3):
+        registry.register(v1)  # v1..v3; v3 is the root of the lineage below (made by `fit`: no label)
+    child = tmp_path / "made-v4"
+    shutil.copytree(v1, child)
+    meta = json.loads((child / "transferkit.json").read_text())
+    (child / "transferkit.json").write_text(json.dumps({**meta, "version": "v4"}))
+    registry.register(child, parent="v3")
+    ledger, seen = Ledger(), {}
+    for label in ("v3", "v4"):  # the rows a registered update names by registry id
+        seen[f"batch-{label}"] = 0.5
+        ledger.add_version(label, f"batch-{label}", seen, None)
+    assert registry_labels(registry, registry.get("v4"), ledger) == {"v4": "v4", "v3": "v3"}
+
+
 def test_update_needs_a_version_to_start_from(tmp_path, v1, capsys):
     data, out = _write(tmp_path / "b2.csv"), tmp_path / "run"
     empty = Registry(tmp_path / "nothing")

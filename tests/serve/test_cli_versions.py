@@ -93,7 +93,7 @@ def test_promote_refuses_a_version_that_forgot_too_much_unless_forced(tmp_path: 
     assert main(["promote", "--registry", models, "v2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["transferkit: error: v2 is not promotable: backward transfer -0.0500 is worse than "
-                   "--max-forgetting 0.0200; pass --force to promote it anyway"]
+                   "--max-forgetting 0.0200; pass --force to promote it anyway (`transferkit promote v2 --force`)"]
     assert main(["versions", "--registry", models]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[1].startswith("* v1 ") and table[2].startswith("x v2       v1")

@@ -241,6 +241,8 @@ def test_threads_follow_the_flag_the_environment_and_the_launch_and_are_put_back
     monkeypatch.setenv("TRANSFERKIT_THREADS", "many")
     with pytest.raises(ConfigError, match="TRANSFERKIT_THREADS"):
         hardware.thread_count()
+    with pytest.raises(ConfigError, match="threads must be a whole number >= 1, not 0"):
+        hardware.thread_count(0)  # e.g. `bench-peak --threads 0`: refused, not silently the default
 
 
 def test_physical_cores_count_smt_siblings_once(monkeypatch, tmp_path):

@@ -78,18 +78,24 @@ def _source(registry: Registry, from_version: str | None) -> Version:
 
 def registry_labels(registry: Registry, source: Version, ledger: Ledger) -> dict[str, str]:
     """Ledger row -> registry id. The newest row is `source`; older rows follow the registry's
-    parent chain while each ancestor's artifact carries that row's label. Rows from before the
+    parent chain while each ancestor carries that row's label (its registry id, or the label its
+    artifact gave itself). Rows from before the
     registered lineage are marked '(unregistered)', so no row can read as another registry id."""
     names: dict[str, str] = {}
     current: Version | None = source
     for position, label in enumerate(reversed(ledger.versions)):
-        if current is not None and (position == 0 or read_meta(current.path).get("version", "v1") == label):
+        if current is not None and (position == 0 or label in (current.version, _artifact_label(current))):
             names[label] = current.version
             current = registry.get(current.parent) if current.parent else None
         else:
             current = None
             names[label] = f"{label} (unregistered)"
     return names
+
+
+def _artifact_label(version: Version) -> str:
+    """The ledger label an artifact gave itself ('v1' for one made by `fit`, which has none)."""
+    return read_meta(version.path).get("version", "v1")
 
 
 def _renamed(result: UpdateResult, expected: str, actual: str) -> UpdateResult:
