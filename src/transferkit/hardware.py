@@ -9,8 +9,9 @@ measures it once and caches it per CPU model, thread count and torch version (`m
 install); `fit` only reads the cache, so a busy machine never measures it in passing.
 
 bf16 autocast pays only where the CPU multiplies bf16 natively (AVX512-BF16 or AMX); elsewhere
-oneDNN emulates it, hundreds of times slower than fp32 (measured on an AVX2-only EPYC: 0.29
-GFLOP/s bf16 vs 115 fp32), so `precision=auto` takes bf16 only on such CPUs.
+oneDNN emulates it, about a hundred times slower than fp32 (`transferkit bench-peak` on an
+idle AVX2-only EPYC, 2 threads: 1.3 GFLOP/s bf16 vs 133.1 fp32), so `precision=auto` takes bf16
+only on such CPUs.
 """
 
 from __future__ import annotations
